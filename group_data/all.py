@@ -1,0 +1,75 @@
+"""Settings for every host. Each name is part of the deploy's public interface.
+
+Override a value here, in `group_data/<group>.py`, or per host in `inventory.py`.
+An unknown name anywhere is rejected before the deploy touches a host (`python -m ops check`).
+"""
+
+# --- Control machine --------------------------------------------------------------------------
+# Where the generated secrets live (JSON, mode 0600, outside git). Relative to the project root.
+secrets_file = ".secrets/cluster.json"
+
+# --- Network access from the hosts ------------------------------------------------------------
+# HTTP(S) proxy the hosts use for apt and pip, e.g. "http://proxy.example:3128"; None = direct.
+http_proxy = None
+# Host names / suffixes that bypass the proxy (the cluster's own addresses are always added).
+no_proxy = ["localhost", "127.0.0.1"]
+# PEM files on the control machine to add to every host's trust store (corporate/egress CAs).
+extra_ca_certs = []
+
+# --- Base system ------------------------------------------------------------------------------
+# Debian packages installed on every host.
+base_packages = [
+    "ca-certificates",
+    "curl",
+    "python3",
+    "python3-venv",
+    "procps",
+    "iproute2",
+    "netcat-openbsd",
+    "less",
+    "logrotate",
+]
+# Kernel settings applied on every host (persisted in /etc/sysctl.d/60-airflow-cluster.conf).
+# vm.overcommit_memory=1: Redis background saves (fork) must not fail under memory pressure.
+# net.core.somaxconn / tcp_max_syn_backlog: listen backlog for Redis, HAProxy and the API servers.
+sysctl = {
+    "vm.overcommit_memory": 1,
+    "net.core.somaxconn": 4096,
+    "net.ipv4.tcp_max_syn_backlog": 4096,
+}
+
+# --- Airflow system user and paths ------------------------------------------------------------
+# System user and group that run every Airflow process.
+airflow_user = "airflow"
+airflow_group = "airflow"
+# AIRFLOW_HOME: airflow.cfg, dags/, plugins/ (owned by root, readable by the airflow group).
+airflow_home = "/opt/airflow"
+# Writable state: logs of every component.
+airflow_log_dir = "/var/log/airflow"
+# Writable state: pid files, scratch space for running tasks.
+airflow_state_dir = "/var/lib/airflow"
+
+# --- Database ---------------------------------------------------------------------------------
+# PostgreSQL URL for Airflow's metadata DB when the inventory has no `postgres` group, e.g.
+# "postgresql://airflow@db.example:5432/airflow" (the password comes from the secrets file).
+external_database_url = None
+# Port PostgreSQL listens on (the `postgres` group).
+postgres_port = 5432
+
+# --- Ports ------------------------------------------------------------------------------------
+# Redis server port (the `redis` group).
+redis_port = 6379
+# Redis Sentinel port (the `redis` group).
+sentinel_port = 26379
+# Airflow API server port on each `web` host (HAProxy's backends).
+api_port = 8080
+# HTTPS port on the `lb` hosts (HTTP on `lb_http_port` redirects to it).
+lb_https_port = 443
+# Plain HTTP port on the `lb` hosts: redirects to HTTPS.
+lb_http_port = 80
+# HAProxy stats page port on the `lb` hosts (behind the generated stats password).
+lb_stats_port = 8404
+
+# --- Load balancer ----------------------------------------------------------------------------
+# Virtual IP shared by two `lb` hosts (keepalived); required when the lb group has 2 hosts.
+lb_vip = None
