@@ -1,0 +1,63 @@
+# The two set-up commands of the README: `make cluster` and `make test`. Both start from a
+# fresh Debian/Ubuntu machine (root) and install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A venv with exactly the Airflow lock: the unit tests read the rendered airflow.cfg with
+# Airflow's own config parser and check the hashes FAB uses (tests/unit/test_airflow_*.py).
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_LOCK := files/airflow/requirements-$(shell sed -n 's/^airflow_version = "\(.*\)"/\1/p' group_data/all.py).lock
+export AIRFLOW_VENV
+# Debian packages the control machine needs: the lab (nspawn, debootstrap) and the config
+# validators the unit tests run (haproxy -c, systemd-analyze, redis).
+SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl
+
+.PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean
+
+cluster: system-deps venv lab check
+	$(VENV)/bin/pyinfra -y inventory.py deploy.py
+
+test: system-deps venv airflow-venv
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/lab
+
+test-unit: venv airflow-venv
+	$(PY) -m pytest tests/unit
+
+test-lab: system-deps venv
+	$(PY) -m pytest tests/lab
+
+check: venv
+	$(PY) -m ops check inventory.py
+
+lab: system-deps venv
+	$(PY) -m lab up
+
+lab-down: venv
+	$(PY) -m lab down
+
+bench: system-deps venv
+	$(PY) bench/lab.py
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+airflow-venv: $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK)
+	python3 -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --no-deps -r $(AIRFLOW_LOCK)
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_VENV)

@@ -1,0 +1,205 @@
+"""The lab's Python API, for tests and for the CLI (`python -m lab`).
+
+    from lab import api
+    api.up()                         # or api.up("path/to/other_inventory.py")
+    api.run("web1", "systemctl is-active ssh").stdout
+    api.status()["hosts"]            # [{"name", "address", "state", "ssh"}, ...]
+    api.down()
+"""
+
+import fcntl
+import shlex
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from lab import certs, hosts as lab_hosts, image, network, processes, sshkeys
+from lab.errors import LabError
+from lab.inventory import LabHost, bridge_address, lab_subnet, load_hosts
+from lab.mounts import unmount_all_under
+from lab.paths import BRIDGE, DEFAULT_INVENTORY, PROXY_PORT, LabPaths
+from lab.proxy_daemon import proxy_state, start_proxy, stop_proxy
+
+DEFAULT_BOOT_TIMEOUT = 300
+
+
+def hosts(inventory_path=DEFAULT_INVENTORY) -> list[LabHost]:
+    return load_hosts(inventory_path)
+
+
+def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOUT, log=print) -> dict:
+    """Boot every inventory host and wait until each answers SSH with systemd up.
+
+    Does nothing if the lab already runs and every host answers. Otherwise clears what a
+    killed run may have left, then builds (base image once) and boots all hosts in parallel.
+    Returns status().
+    """
+    paths = LabPaths.from_env()
+    lab = load_hosts(inventory_path)
+    subnet = lab_subnet(lab)
+    network.check_subnet_is_free(subnet, BRIDGE)  # before anything changes
+    gateway = str(bridge_address(subnet))
+
+    with _locked(paths):
+        if _is_up(paths, lab, gateway):
+            log("lab is already up")
+            return status(inventory_path)
+        started = time.monotonic()
+        _clean(paths)
+        network.set_overcommit_memory()
+        sshkeys.ensure_keypair(paths.ssh_key, "airflow-lab")
+        uris = image.apt_source_uris()
+        image.ensure_base(paths.base, paths.base_partial, paths.debootstrap_log, uris, log)
+        network.create_bridge(BRIDGE, gateway, subnet)
+        start_proxy(paths, gateway, PROXY_PORT, image.allowed_hosts(uris))
+
+        lab_key = sshkeys.public_key(paths.ssh_key)
+        local_cas = certs.local_cas()
+
+        def start(host: LabHost) -> None:
+            paths.host_dir(host.name).mkdir(parents=True, exist_ok=True)
+            sshkeys.ensure_keypair(paths.host_key(host.name), f"root@{host.name}")
+            lab_hosts.prepare_upper(paths, host, lab, lab_key, local_cas)
+            lab_hosts.boot(paths, host, BRIDGE)
+
+        log(f"booting {len(lab)} hosts")
+        _parallel(start, lab)
+        sshkeys.write_known_hosts(
+            paths.known_hosts,
+            {host.address: sshkeys.public_key(paths.host_key(host.name)) for host in lab},
+        )
+        deadline = time.monotonic() + timeout
+        _parallel(lambda host: lab_hosts.wait_ready(paths, host, deadline), lab)
+        log(f"lab up: {len(lab)} hosts in {time.monotonic() - started:.1f} s")
+    return status(inventory_path)
+
+
+def down(*, log=print) -> None:
+    """Stop every lab container and the proxy; remove the bridge, upper dirs and mounts.
+
+    Needs no inventory: containers and proxy are found from pid files and /proc.
+    Keeps the base image, the lab key, host keys and known_hosts (so the next up is warm).
+    """
+    paths = LabPaths.from_env()
+    if not paths.root.is_dir():
+        return
+    with _locked(paths):
+        _clean(paths)
+    log("lab is down")
+
+
+def status(inventory_path=DEFAULT_INVENTORY) -> dict:
+    paths = LabPaths.from_env()
+    lab = load_hosts(inventory_path)
+    gateway = str(bridge_address(lab_subnet(lab)))
+
+    def host_status(host: LabHost) -> dict:
+        running = lab_hosts.container_pid(paths, host) is not None
+        return {
+            "name": host.name,
+            "address": host.address,
+            "state": "running" if running else "stopped",
+            "ssh": running and paths.known_hosts.is_file() and lab_hosts.answers_ssh(paths, host),
+        }
+
+    with ThreadPoolExecutor(max_workers=len(lab)) as pool:
+        host_states = list(pool.map(host_status, lab))
+    return {
+        "hosts": host_states,
+        "bridge": network.bridge_state(BRIDGE),
+        "proxy": proxy_state(paths, gateway, PROXY_PORT),
+    }
+
+
+def ssh_argv(host_name: str, inventory_path=DEFAULT_INVENTORY, *, interactive: bool = False) -> list[str]:
+    """The ssh command line for a lab host (append the remote command)."""
+    paths = LabPaths.from_env()
+    return sshkeys.ssh_argv(
+        paths.ssh_key, paths.known_hosts, _find_host(host_name, inventory_path),
+        connect_timeout=5, batch=not interactive, tty=interactive,
+    )
+
+
+def run(host_name: str, command, inventory_path=DEFAULT_INVENTORY, *, check: bool = False,
+        timeout: float | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command on a lab host over SSH. command: a shell string, or an argv list
+    (quoted for the remote shell). Returns the CompletedProcess (text stdout/stderr)."""
+    remote = command if isinstance(command, str) else shlex.join(command)
+    argv = ssh_argv(host_name, inventory_path) + [remote]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise LabError(
+            f"{host_name}: {remote!r} exited {result.returncode}\n{result.stdout}{result.stderr}"
+        )
+    return result
+
+
+# --- internals -------------------------------------------------------------------------------
+
+def _find_host(host_name: str, inventory_path) -> LabHost:
+    lab = load_hosts(inventory_path)
+    for host in lab:
+        if host.name == host_name:
+            return host
+    raise LabError(f"no host {host_name!r} in the inventory (hosts: {', '.join(h.name for h in lab)})")
+
+
+@contextmanager
+def _locked(paths: LabPaths):
+    """One up/down at a time. flock: a killed holder releases it."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _is_up(paths: LabPaths, lab: list[LabHost], gateway: str) -> bool:
+    if network.bridge_state(BRIDGE)["state"] != "up":
+        return False
+    if proxy_state(paths, gateway, PROXY_PORT)["state"] != "running":
+        return False
+    if any(lab_hosts.container_pid(paths, host) is None for host in lab):
+        return False
+    if set(lab_hosts.running_containers(paths)) != {host.machine for host in lab}:
+        return False  # another inventory's hosts are running: rebuild to match this one
+    with ThreadPoolExecutor(max_workers=len(lab)) as pool:
+        return all(pool.map(lambda host: lab_hosts.answers_ssh(paths, host), lab))
+
+
+def _clean(paths: LabPaths) -> None:
+    """Remove whatever a previous (possibly killed) run left, leaving the caches."""
+    stop_proxy(paths)
+    lab_hosts.stop_all(paths)
+    # A killed `up` may leave debootstrap (and its chroot children) writing the partial image.
+    partial = str(paths.base_partial)
+    processes.terminate(
+        [pid for pid, argv in processes.iter_processes() if any(partial in arg for arg in argv)],
+        timeout=5,
+    )
+    unmount_all_under(paths.root)
+    network.delete_stale_veths()
+    network.delete_bridge(BRIDGE)
+    if paths.hosts_dir.is_dir():
+        for host_dir in paths.hosts_dir.iterdir():
+            lab_hosts.remove_upper(paths, host_dir.name)
+    if paths.base_partial.exists():
+        shutil.rmtree(paths.base_partial)
+
+
+def _parallel(function, lab: list[LabHost]) -> None:
+    """function(host) for every host at once; all failures reported together."""
+    with ThreadPoolExecutor(max_workers=len(lab)) as pool:
+        futures = {host.name: pool.submit(function, host) for host in lab}
+    failed = {name: future.exception() for name, future in futures.items() if future.exception()}
+    if not failed:
+        return
+    first_name, first = next(iter(failed.items()))
+    detail = str(first) if isinstance(first, LabError) else f"{first_name}: {first!r}"
+    if len(failed) > 1:
+        detail = f"{len(failed)} hosts failed: {', '.join(failed)}. First:\n{detail}"
+    raise LabError(detail)

@@ -1,0 +1,1 @@
+"""Operations CLI for the cluster: `python -m ops --help`."""

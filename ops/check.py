@@ -1,0 +1,63 @@
+"""`check [INVENTORY]`: validate the cluster offline and print its topology.
+
+No connection, no secret generation: safe to run anywhere, any time (CI, before a deploy).
+"""
+
+import textwrap
+from pathlib import Path
+
+import click
+
+from cluster import secret_store
+from cluster.model import Cluster
+from cluster.paths import project_path
+
+from .context import OpsContext
+
+_LABEL_WIDTH = 15
+
+
+@click.command("check")
+@click.argument("inventory", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def command(ops: OpsContext, inventory: Path | None) -> None:
+    """Validate INVENTORY (default: inventory.py in the project dir) and group_data."""
+    _, cluster = ops.load(inventory)
+    secrets_path = project_path(cluster.settings["secrets_file"], ops.project_dir)
+    # Validates an existing secrets file too (mode, values) without creating it.
+    missing = secret_store.missing_secrets(secrets_path)
+    click.echo(summary(cluster, ops.inventory_path(inventory), secrets_path, missing))
+
+
+def summary(cluster: Cluster, inventory: Path, secrets_path: Path, missing) -> str:
+    lines = [f"Cluster is valid: {len(cluster.nodes)} hosts from {inventory}", "", "Groups"]
+    for group, names in cluster.groups.items():
+        members = ", ".join(f"{n} {cluster.node(n).address}" for n in names) or "(none)"
+        lines.append(_row(f"  {group}", members))
+    lines.append("")
+
+    settings = cluster.settings
+    redis = len(cluster.groups["redis"])
+    lines.append(_row("Redis quorum", f"{cluster.redis_quorum} of {redis} sentinels "
+                      f"(ports {settings.get('redis_port')}, {settings.get('sentinel_port')})"))
+    where = (f"postgres group: {cluster.groups['postgres'][0]}" if cluster.postgres_address
+             else "external")
+    lines.append(_row("Database", f"{cluster.database_user}@{cluster.database_host}:"
+                      f"{cluster.database_port}/{cluster.database_name} ({where})"))
+    lines.append(_row("API backends", ", ".join(
+        f"{name} {address}:{port}" for name, address, port in cluster.api_backends)))
+    vip = (f"{cluster.lb_vip} (keepalived on {', '.join(cluster.groups['lb'])})"
+           if cluster.lb_vip else "none (one lb host)")
+    lines.append(_row("VIP", vip))
+    lines.append(_row("Public URL", cluster.public_url))
+    lines.append(_row("Execution API", cluster.execution_api_url))
+    state = (f"{len(missing)} to generate at the next deploy" if missing else "complete")
+    lines.append(_row("Secrets", f"{secrets_path} ({state})"))
+    return "\n".join(lines)
+
+
+def _row(label: str, text: str) -> str:
+    return textwrap.fill(
+        text, width=100, initial_indent=label.ljust(_LABEL_WIDTH),
+        subsequent_indent=" " * _LABEL_WIDTH, break_on_hyphens=False,
+    )

@@ -1,0 +1,119 @@
+"""Base of every host: proxy and CA trust for apt and pip, base packages, kernel settings,
+the cluster's names in /etc/hosts, and the airflow system user with its directories."""
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, files, server
+from pyinfra.operations.util import any_changed
+
+from tasks.context import template_vars
+
+CA_DIR = "/usr/local/share/ca-certificates"
+
+
+@deploy("Common")
+def apply(cluster, secrets):
+    tvars = template_vars(cluster, secrets)
+    settings = tvars["settings"]
+    _package_access(settings, tvars)
+    _base_packages(settings)
+    _extra_ca_certs(settings)
+    _kernel_settings(settings, tvars)
+    _cluster_hosts(cluster)
+    _airflow_user(settings)
+
+
+def _package_access(settings, tvars):
+    """apt's proxy must be in place before the first package is installed."""
+    if settings["http_proxy"]:
+        files.template(
+            name="apt proxy",
+            src="templates/etc/apt/apt.conf.d/80proxy.j2",
+            dest="/etc/apt/apt.conf.d/80proxy",
+            mode="0644",
+            **tvars,
+        )
+    else:
+        files.file(name="no apt proxy", path="/etc/apt/apt.conf.d/80proxy", present=False)
+    files.template(
+        name="pip proxy and trust store",
+        src="templates/etc/pip.conf.j2",
+        dest="/etc/pip.conf",
+        mode="0644",
+        **tvars,
+    )
+
+
+def _base_packages(settings):
+    installed = host.get_fact(DebPackages)
+    missing = [name for name in settings["base_packages"] if name not in installed]
+    apt.packages(
+        name="base packages",
+        packages=settings["base_packages"],
+        # Refresh the index only when something is missing: a converged host changes nothing.
+        update=bool(missing),
+        no_recommends=True,
+    )
+
+
+def _extra_ca_certs(settings):
+    uploads = []
+    for index, local_path in enumerate(settings["extra_ca_certs"]):
+        uploads.append(
+            files.put(
+                name=f"extra CA certificate {local_path}",
+                src=local_path,
+                dest=f"{CA_DIR}/airflow-cluster-{index}-{Path(local_path).stem}.crt",
+                mode="0644",
+            )
+        )
+    if uploads:
+        server.shell(
+            name="rebuild the trust store",
+            commands=["update-ca-certificates"],
+            _if=any_changed(*uploads),
+        )
+
+
+def _kernel_settings(settings, tvars):
+    files.template(
+        name="sysctl settings, persisted",
+        src="templates/etc/sysctl.d/60-airflow-cluster.conf.j2",
+        dest="/etc/sysctl.d/60-airflow-cluster.conf",
+        mode="0644",
+        **tvars,
+    )
+    for key, value in settings["sysctl"].items():
+        server.sysctl(name=f"sysctl {key}", key=key, value=value)
+
+
+def _cluster_hosts(cluster):
+    """Every node resolves every other by name (Celery hostnames, task log fetching)."""
+    for node in cluster.nodes.values():
+        server.etc_hosts(name=f"/etc/hosts: {node.name}", ip=node.address, hostnames=[node.name])
+
+
+def _airflow_user(settings):
+    user, group = settings["airflow_user"], settings["airflow_group"]
+    server.group(name="airflow group", group=group, system=True)
+    server.user(
+        name="airflow user",
+        user=user,
+        group=group,
+        home=settings["airflow_state_dir"],
+        shell="/usr/sbin/nologin",
+        system=True,
+        ensure_home=False,  # created below with the mode we want
+    )
+    # Config and code are root's (the airflow user reads them); logs and state are its own.
+    for path, owner in (
+        (settings["airflow_home"], "root"),
+        (f"{settings['airflow_home']}/dags", "root"),
+        (f"{settings['airflow_home']}/plugins", "root"),
+        (settings["airflow_log_dir"], user),
+        (settings["airflow_state_dir"], user),
+    ):
+        files.directory(name=f"directory {path}", path=path, user=owner, group=group, mode="0750")

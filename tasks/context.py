@@ -1,0 +1,18 @@
+"""The values every template and task of a host is rendered with."""
+
+from pyinfra import host
+
+
+def host_settings():
+    """This host's settings: group_data and inventory data merged by pyinfra (host wins)."""
+    return host.data.dict()
+
+
+def template_vars(cluster, secrets):
+    """The four names every template may use (see tasks/__init__.py)."""
+    return {
+        "cluster": cluster,
+        "node": cluster.node(host.name),
+        "settings": host_settings(),
+        "secrets": secrets,
+    }

@@ -1,0 +1,100 @@
+"""The common role on every host: reachable, applied, converged, and what it manages."""
+
+import json
+import subprocess
+
+import pytest
+
+from labkit import INVENTORY, PROJECT, PYINFRA
+
+from cluster.model import build_cluster, load_inventory
+
+CLUSTER = build_cluster(load_inventory(str(INVENTORY), project_dir=str(PROJECT)))
+HOST_NAMES = list(CLUSTER.nodes)
+SETTINGS = CLUSTER.settings
+
+
+def test_every_host_answers_pyinfra_over_ssh(lab):
+    completed = subprocess.run(
+        [PYINFRA, "-y", "--json", str(INVENTORY), "fact", "server.Hostname"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    facts = json.loads(completed.stdout)
+    hostnames = facts.get("server.Hostname", facts)
+    assert {name: hostnames.get(name) for name in HOST_NAMES} == {n: n for n in HOST_NAMES}
+
+
+def test_first_deploy_succeeds_on_every_host(first_deploy):
+    assert first_deploy.results["failed_hosts"] == []
+    hosts_with_ops = set()
+    for op in first_deploy.results["operations"]:
+        hosts_with_ops.update(op["success"] + op["no_change"])
+    assert hosts_with_ops >= set(HOST_NAMES)
+
+
+def test_second_deploy_changes_nothing(deployed):
+    rerun = deployed["rerun"]
+    assert rerun.totals.get("error", 0) == 0, rerun.describe()
+    assert rerun.totals.get("no_change", 0) > 0, rerun.describe()
+    assert rerun.changed_operations() == [], rerun.changed_operations()
+
+
+@pytest.mark.parametrize("name", HOST_NAMES)
+def test_airflow_user_and_directories(deployed, hosts, name):
+    host = hosts[name]
+    user = host.user(SETTINGS["airflow_user"])
+    assert user.exists
+    assert user.group == SETTINGS["airflow_group"]
+    assert user.uid < 1000, "a system user"
+    assert user.shell == "/usr/sbin/nologin"
+    expected = {
+        SETTINGS["airflow_home"]: "root",
+        f"{SETTINGS['airflow_home']}/dags": "root",
+        SETTINGS["airflow_log_dir"]: SETTINGS["airflow_user"],
+        SETTINGS["airflow_state_dir"]: SETTINGS["airflow_user"],
+    }
+    for path, owner in expected.items():
+        directory = host.file(path)
+        assert directory.is_directory, path
+        assert (directory.user, directory.group, directory.mode) == (
+            owner,
+            SETTINGS["airflow_group"],
+            0o750,
+        ), path
+
+
+@pytest.mark.parametrize("name", HOST_NAMES)
+def test_kernel_settings(deployed, hosts, name):
+    host = hosts[name]
+    for key, value in SETTINGS["sysctl"].items():
+        assert host.sysctl(key) == value, key
+    persisted = host.file("/etc/sysctl.d/60-airflow-cluster.conf")
+    for key, value in SETTINGS["sysctl"].items():
+        assert persisted.contains(f"^{key} = {value}$"), key
+
+
+@pytest.mark.parametrize("name", HOST_NAMES)
+def test_package_access_and_cluster_names(deployed, hosts, name):
+    host = hosts[name]
+    proxy = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data.http_proxy
+    assert host.file("/etc/apt/apt.conf.d/80proxy").contains(proxy)
+    assert host.file("/etc/pip.conf").contains(f"proxy = {proxy}")
+    for package in SETTINGS["base_packages"]:
+        assert host.package(package).is_installed, package
+    for node in CLUSTER.nodes.values():
+        assert host.file("/etc/hosts").contains(rf"^{node.address}\s+{node.name}$")
+
+
+def test_pip_reaches_pypi_through_proxy_and_extra_ca(deployed, hosts):
+    """The extra CA certificate and the proxy are what let pip on a host reach PyPI here."""
+    host = hosts[CLUSTER.groups["worker"][0]]
+    result = host.run(
+        "rm -rf /tmp/pipcheck && python3 -m venv /tmp/pipcheck && "
+        "/tmp/pipcheck/bin/pip download --no-deps -q -d /tmp/pipcheck/dl six && "
+        "ls /tmp/pipcheck/dl"
+    )
+    assert result.rc == 0 and "six-" in result.stdout, result.stderr

@@ -1,0 +1,159 @@
+"""The cluster model built in-process: its values, and that it is a pure function of the
+inventory (so `--limit worker` renders what a full run renders)."""
+
+import dataclasses
+import runpy
+from pathlib import Path
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.context import ctx_inventory, inventory as inventory_proxy
+
+from cluster.model import Cluster, ClusterConfigError, Node, build_cluster, load_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_DATA = {
+    name: value
+    for name, value in runpy.run_path(str(REPO / "group_data" / "all.py")).items()
+    if not name.startswith("__")
+}
+LAB_ADDRESSES = {
+    "lb1": "172.29.213.11", "lb2": "172.29.213.12",
+    "redis1": "172.29.213.21", "redis2": "172.29.213.22", "redis3": "172.29.213.23",
+    "db1": "172.29.213.31", "web1": "172.29.213.41", "web2": "172.29.213.42",
+    "worker1": "172.29.213.51", "worker2": "172.29.213.52",
+}
+GROUPS = {
+    "lb": ("lb1", "lb2"),
+    "redis": ("redis1", "redis2", "redis3"),
+    "postgres": ("db1",),
+    "web": ("web1", "web2"),
+    "scheduler": ("web1", "web2"),
+    "worker": ("worker1", "worker2"),
+}
+
+
+def api_inventory(groups=GROUPS, addresses=LAB_ADDRESSES, all_data=None, override=None):
+    """An Inventory made with pyinfra's API (no files), data = shipped group_data/all.py."""
+    names = list(dict.fromkeys(n for hosts in groups.values() for n in hosts))
+    return Inventory(
+        ([(n, {"ssh_hostname": addresses[n]}) for n in names],
+         {**ALL_DATA, "lb_vip": "172.29.213.10", **(all_data or {})}),
+        override_data=override,
+        **{group: (list(hosts), {}) for group, hosts in groups.items() if hosts},
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return build_cluster(load_inventory(project_dir=REPO))
+
+
+def test_shipped_inventory_model(shipped):
+    assert dict(shipped.groups) == {
+        "redis": ("redis1", "redis2", "redis3"),
+        "postgres": ("db1",),
+        "web": ("web1", "web2"),
+        "scheduler": ("web1", "web2"),
+        "worker": ("worker1", "worker2"),
+        "lb": ("lb1", "lb2"),
+    }
+    assert shipped.node("web1") == Node("web1", "172.29.213.41", ("web", "scheduler"))
+    assert {name: node.address for name, node in shipped.nodes.items()} == LAB_ADDRESSES
+    assert shipped.addresses("redis") == ("172.29.213.21", "172.29.213.22", "172.29.213.23")
+    assert shipped.redis_quorum == 2
+    assert shipped.postgres_address == "172.29.213.31"
+    assert (shipped.database_host, shipped.database_port) == ("172.29.213.31", 5432)
+    assert (shipped.database_name, shipped.database_user) == ("airflow", "airflow")
+    assert shipped.api_backends == [("web1", "172.29.213.41", 8080),
+                                    ("web2", "172.29.213.42", 8080)]
+    assert shipped.lb_vip == "172.29.213.10"
+    assert shipped.public_host == "172.29.213.10"
+    assert shipped.public_url == "https://172.29.213.10"
+    assert shipped.execution_api_url == "https://172.29.213.10/execution/"
+    assert shipped.no_proxy == ("localhost", "127.0.0.1", *LAB_ADDRESSES.values(), "172.29.213.10")
+    assert shipped.settings["secrets_file"] == ".secrets/cluster.json"
+    assert shipped.settings["http_proxy"] == "http://172.29.213.1:3128"  # host data wins
+
+
+def test_model_is_frozen(shipped):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shipped.lb_vip = "10.0.0.1"
+    with pytest.raises(TypeError):
+        shipped.nodes["x"] = Node("x", "10.0.0.1", ())
+    with pytest.raises(TypeError):
+        shipped.settings["api_port"] = 1
+
+
+def test_pure_function_of_the_inventory(shipped):
+    inventory = load_inventory(project_dir=REPO)
+    assert build_cluster(inventory) == build_cluster(inventory) == shipped
+    # A --limit run: the state only activates the workers; the model must not change.
+    workers = inventory.get_group("worker")
+    State(inventory, Config(), initial_limit=workers)
+    assert build_cluster(inventory) == shipped
+    # deploy.py passes pyinfra's context proxy, not the Inventory itself.
+    with ctx_inventory.use(inventory):
+        assert build_cluster(inventory_proxy) == shipped
+
+
+def test_model_does_not_depend_on_how_the_inventory_was_made(shipped):
+    # Same hosts and settings through pyinfra's API instead of files: same topology.
+    model = build_cluster(api_inventory())
+    assert model.groups == shipped.groups
+    assert model.nodes == shipped.nodes
+    assert model.no_proxy == shipped.no_proxy
+    assert model.execution_api_url == shipped.execution_api_url
+
+
+def test_custom_https_port_in_public_url():
+    model = build_cluster(api_inventory(all_data={"lb_https_port": 8443}))
+    assert model.public_url == "https://172.29.213.10:8443"
+    assert model.execution_api_url == "https://172.29.213.10:8443/execution/"
+
+
+def test_single_lb_uses_its_address():
+    model = build_cluster(api_inventory(groups={**GROUPS, "lb": ("lb1",)},
+                                       all_data={"lb_vip": None}))
+    assert model.lb_vip is None
+    assert model.public_url == "https://172.29.213.11"
+    assert "172.29.213.10" not in model.no_proxy
+
+
+def test_five_redis_hosts_quorum_three():
+    addresses = {**LAB_ADDRESSES, "redis4": "172.29.213.24", "redis5": "172.29.213.25"}
+    groups = {**GROUPS, "redis": ("redis1", "redis2", "redis3", "redis4", "redis5")}
+    assert build_cluster(api_inventory(groups=groups, addresses=addresses)).redis_quorum == 3
+
+
+def test_external_database():
+    url = "postgresql+psycopg2://af@db.example:6432/meta?sslmode=require"
+    model = build_cluster(api_inventory(groups={**GROUPS, "postgres": ()},
+                                        all_data={"external_database_url": url}))
+    assert model.postgres_address is None
+    assert (model.database_host, model.database_port) == ("db.example", 6432)
+    assert (model.database_name, model.database_user) == ("meta", "af")
+    assert model.database_options == "sslmode=require"
+    assert model.groups["postgres"] == ()
+
+
+def test_ipv6_public_url():
+    addresses = {n: f"fd00::{i + 1}" for i, n in enumerate(LAB_ADDRESSES)}
+    model = build_cluster(api_inventory(addresses=addresses, all_data={"lb_vip": "fd00::100"}))
+    assert model.public_url == "https://[fd00::100]"
+
+
+def test_unknown_name_in_cli_data_overrides():
+    with pytest.raises(ClusterConfigError, match=r"--data overrides: unknown setting 'api_prot'"):
+        build_cluster(api_inventory(override={"api_prot": 1}))
+
+
+def test_error_is_a_pyinfra_error_with_one_line():
+    with pytest.raises(PyinfraError) as raised:
+        build_cluster(api_inventory(groups={**GROUPS, "worker": ()}))
+    assert str(raised.value) == "group 'worker' has no hosts: a cluster needs at least one"
+
+
+def test_cluster_is_the_public_type(shipped):
+    assert isinstance(shipped, Cluster)
