@@ -55,6 +55,14 @@ airflow_state_dir = "/var/lib/airflow"
 external_database_url = None
 # Port PostgreSQL listens on (the `postgres` group).
 postgres_port = 5432
+# Name of Airflow's metadata database (the `postgres` group creates it).
+postgres_database = "airflow"
+# PostgreSQL role Airflow connects as (password: postgres_password in the secrets file).
+postgres_user = "airflow"
+
+# --- Broker -----------------------------------------------------------------------------------
+# Name the sentinels monitor the Redis primary under; Celery's transport options name it too.
+redis_master_name = "airflow"
 
 # --- Ports ------------------------------------------------------------------------------------
 # Redis server port (the `redis` group).
@@ -73,3 +81,30 @@ lb_stats_port = 8404
 # --- Load balancer ----------------------------------------------------------------------------
 # Virtual IP shared by two `lb` hosts (keepalived); required when the lb group has 2 hosts.
 lb_vip = None
+
+# --- Airflow (web, scheduler and worker hosts) ------------------------------------------------
+# Airflow version; every node installs the pinned, lab-tested lock
+# files/airflow/requirements-<version>.lock (no constraints file fetched from the internet).
+airflow_version = "3.3.2"
+# Virtualenv Airflow is installed into: owned by root, run as airflow_user. Reinstalled only
+# when the lock changes.
+airflow_venv = "/opt/airflow/venv"
+# Task instances each scheduler lets run at once, across all DAGs ([core] parallelism).
+parallelism = 32
+# Task instances allowed to run at once within one DAG ([core] max_active_tasks_per_dag).
+max_active_tasks_per_dag = 16
+# Active runs of one DAG at once ([core] max_active_runs_per_dag).
+max_active_runs_per_dag = 16
+# Celery queue of tasks that name none; every worker consumes it ([operators] default_queue).
+default_queue = "default"
+# Task slots (prefork processes) of each Celery worker process ([celery] worker_concurrency).
+worker_concurrency = 8
+# Seconds a started task may run before the broker hands it to another worker (Celery's
+# visibility_timeout): keep it above the longest task.
+celery_visibility_timeout = 86400
+# Port of the task log server on each worker host: the API servers fetch task logs from it.
+worker_log_server_port = 8793
+# Username of the Airflow admin (FAB); its password is admin_password in the secrets file.
+airflow_admin_user = "admin"
+# E-mail address recorded for the admin user.
+airflow_admin_email = "admin@airflow-cluster.invalid"

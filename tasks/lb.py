@@ -1,0 +1,264 @@
+"""The load balancer on the `lb` hosts: HAProxy in front of every API server, and with two
+lb hosts keepalived holding `lb_vip`.
+
+- HAProxy: HTTPS on lb_https_port with the certificate of cluster/tls.py (the user's, or
+  one signed by the CA generated on the control machine), HTTP on lb_http_port redirecting
+  to it, backends = every `web` host checked with GET /api/v2/version, retries and
+  redispatch, a read-only stats page on lb_stats_port behind `stats_password`.
+- Every config file is installed only when its content differs, and validated on the host
+  before it replaces the running one (`haproxy -c`, `keepalived -t`): a bad config fails
+  the run and leaves the service on its old one. Services reload only when a file changed.
+- keepalived (two lb hosts): VRRP between the two addresses (unicast, PASS authentication
+  with `vrrp_password`), both BACKUP with `nopreempt` so a recovered host does not take
+  the VIP back, priority by host order, and a check of HAProxy's /healthz every second that
+  gives the VIP up when HAProxy stops answering.
+"""
+
+import hashlib
+import io
+import re
+import shlex
+
+from pyinfra import host, inventory
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.api.util import get_template
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from cluster import tls
+from cluster.errors import ClusterConfigError
+from cluster.paths import PROJECT_DIR
+from tasks.context import template_vars
+
+HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
+KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+CERT_DIR = "/etc/haproxy/certs"
+# The template's `crt` path.
+HAPROXY_PEM = f"{CERT_DIR}/airflow-cluster.pem"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+# The unprivileged user keepalived runs its check script as (keepalived's default name).
+SCRIPT_USER = "keepalived_script"
+# keepalived 2.2's config test ends by signalling itself whatever it found (exit 143 on a
+# valid config, sometimes on an invalid one too): a config is valid when it reports nothing.
+KEEPALIVED_CHECK = (
+    'out=$(keepalived -t -f {path} 2>&1); [ -z "$out" ] || {{ echo "$out" >&2; false; }}'
+)
+# Settings both lb hosts must agree on, or VRRP breaks.
+SHARED_VRRP_SETTINGS = ("lb_vrrp_router_id",)
+
+# Characters a secret may hold to sit in the configs unquoted (keepalived) or in single
+# quotes (HAProxy): no quote, backslash, comment or brace characters.
+_SAFE_SECRET = re.compile(r"^[A-Za-z0-9._~+=/@%^*(),:;?-]+$")
+_STATS_USER = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@deploy("Load balancer")
+def apply(cluster, secrets):
+    check_secrets(secrets)
+    check_shared_settings(cluster, inventory)
+    tvars = template_vars(cluster, secrets)
+    settings = tvars["settings"]
+    if not _STATS_USER.match(settings["lb_stats_user"]):
+        raise ClusterConfigError("lb_stats_user: letters, digits, '.', '_' or '-' only")
+    use_keepalived = cluster.lb_vip is not None
+    _packages(use_keepalived)
+    tls_files = tls.ensure_tls(cluster)
+    haproxy_changes = _haproxy(tvars, tls_files)
+    _haproxy_service(haproxy_changes)
+    if use_keepalived:
+        settings["lb_vrrp_interface"] = vrrp_interface(settings, cluster.node(host.name).address)
+        _keepalived(tvars)
+    else:
+        _no_keepalived()
+
+
+def check_secrets(secrets):
+    for name in ("stats_password", "vrrp_password"):
+        if not _SAFE_SECRET.match(secrets[name]):
+            raise ClusterConfigError(
+                f"secret {name!r} holds a character the HAProxy/keepalived configs cannot "
+                "carry (quotes, backslash, #, !, braces): choose another in the secrets file"
+            )
+
+
+def check_shared_settings(cluster, inventory):
+    lb_hosts = [inventory.get_host(name) for name in cluster.groups["lb"]]
+    for name in SHARED_VRRP_SETTINGS:
+        values = {h.name: h.data.get(name) for h in lb_hosts}
+        if len(set(values.values())) > 1:
+            raise ClusterConfigError(
+                f"lb hosts disagree on {name!r} ({values}): set it once in group_data/lb.py"
+            )
+
+
+def render(template, tvars) -> str:
+    """A template rendered exactly as files.template renders it, from the project dir."""
+    return get_template(str(PROJECT_DIR / template)).render(tvars)
+
+
+# --- HAProxy ----------------------------------------------------------------------------------
+
+
+def _packages(use_keepalived):
+    packages = ["haproxy", "keepalived"] if use_keepalived else ["haproxy"]
+    installed = host.get_fact(DebPackages)
+    apt.packages(
+        name="packages",
+        packages=packages,
+        update=any(name not in installed for name in packages),
+        no_recommends=True,
+    )
+
+
+def _haproxy(tvars, tls_files):
+    files.directory(name="certificate directory", path=CERT_DIR, user="root", group="root",
+                    mode="0700")
+    pem = validated_file(
+        name=f"certificate and key {HAPROXY_PEM}",
+        content=tls_files.haproxy_pem(),
+        dest=HAPROXY_PEM,
+        user="root",
+        group="root",
+        mode="0600",
+        check="openssl x509 -noout -in {path} && openssl pkey -noout -in {path}",
+    )
+    # Validated with the new certificate in place: `haproxy -c` loads it.
+    config = validated_file(
+        name=f"config {HAPROXY_CFG}",
+        content=render(HAPROXY_TEMPLATE, tvars),
+        dest=HAPROXY_CFG,
+        user="root",
+        group="haproxy",
+        mode="0640",
+        check="haproxy -c -f {path}",
+    )
+    return pem, config
+
+
+def _haproxy_service(changes):
+    systemd.service(name="haproxy running, enabled", service="haproxy", running=True,
+                    enabled=True)
+    # A reload is seamless (master-worker): listeners are kept, old workers finish their
+    # requests. It also replaces the package's default config right after installation.
+    systemd.service(
+        name="haproxy reloaded (config or certificate changed)",
+        service="haproxy",
+        running=None,
+        command="reload",
+        _if=any_changed(*changes),
+    )
+
+
+# --- keepalived -------------------------------------------------------------------------------
+
+
+class InterfaceOfAddress(FactBase):
+    """The network interface holding `address`, or None."""
+
+    def requires_command(self, *args, **kwargs):
+        return "ip"
+
+    def command(self, address):
+        return StringCommand("ip", "-o", "addr", "show", "to", shlex.quote(address))
+
+    def process(self, output):
+        for line in output:
+            fields = line.split()
+            if len(fields) > 1:
+                return fields[1].split("@")[0]
+        return None
+
+
+def vrrp_interface(settings, address):
+    if settings.get("lb_vrrp_interface"):
+        return settings["lb_vrrp_interface"]
+    interface = host.get_fact(InterfaceOfAddress, address=address)
+    if not interface:
+        raise ClusterConfigError(
+            f"{host.name}: no network interface holds its address {address}; "
+            "set lb_vrrp_interface"
+        )
+    return interface
+
+
+def _keepalived(tvars):
+    was_running = host.get_fact(SystemdStatus, services=["keepalived.service"]).get(
+        "keepalived.service", False
+    )
+    server.user(
+        name=f"check script user {SCRIPT_USER}",
+        user=SCRIPT_USER,
+        home="/nonexistent",
+        shell="/usr/sbin/nologin",
+        system=True,
+        ensure_home=False,
+    )
+    files.directory(name="/etc/keepalived", path="/etc/keepalived", user="root", group="root",
+                    mode="0755")
+    config = validated_file(
+        name=f"config {KEEPALIVED_CONF}",
+        content=render(KEEPALIVED_TEMPLATE, tvars),
+        dest=KEEPALIVED_CONF,
+        user="root",
+        group="root",
+        mode="0600",
+        check=KEEPALIVED_CHECK,
+    )
+    systemd.service(name="keepalived running, enabled", service="keepalived", running=True,
+                    enabled=True)
+    if was_running:
+        # SIGHUP: the new config without dropping the VIP (a restart would move it).
+        systemd.service(
+            name="keepalived reloaded (config changed)",
+            service="keepalived",
+            running=None,
+            command="reload",
+            _if=config.did_change,
+        )
+
+
+def _no_keepalived():
+    """One lb host: clients use its own address; a keepalived left from two is stopped."""
+    if "keepalived" in host.get_fact(DebPackages):
+        systemd.service(name="keepalived stopped (one lb host)", service="keepalived",
+                        running=False, enabled=False)
+
+
+# --- a config file validated before it is installed -------------------------------------------
+
+
+@operation()
+def validated_file(content: str, dest: str, user: str, group: str, mode: str, check=None):
+    """Install `content` at `dest` (owner, mode) when it differs from what is there.
+
+    The new content is written beside `dest` (created with its final owner and mode, so a
+    secret is never readable by others), checked with `check` ("{path}" = that file), and
+    only then moved over `dest`. A failed check removes it and fails the operation; the
+    installed file, and the service using it, stay as they were. Unlike files.put, it never
+    prints the content (--diff): these files hold passwords and keys.
+    """
+    remote = host.get_fact(File, path=dest)
+    digest = hashlib.sha1(content.encode()).hexdigest()
+    if remote and host.get_fact(Sha1File, path=dest) == digest:
+        if (remote["user"], remote["group"]) != (user, group):
+            yield StringCommand("chown", f"{user}:{group}", shlex.quote(dest))
+        if remote["mode"] != int(mode):
+            yield StringCommand("chmod", mode, shlex.quote(dest))
+        return
+    directory, _, filename = dest.rpartition("/")
+    staged = f"{directory}/.{filename}.new"
+    quoted = shlex.quote(staged)
+    yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", quoted)
+    yield FileUploadCommand(
+        io.StringIO(content), staged, remote_temp_filename=host.get_temp_filename(staged)
+    )
+    if check:
+        yield StringCommand(
+            "(", check.format(path=quoted), ")", "||", "{", "rm", "-f", quoted, ";", "exit", "1;",
+            "}",
+        )
+    yield StringCommand("mv", "-f", quoted, shlex.quote(dest))

@@ -1,0 +1,76 @@
+"""Templates: each says it is managed by the deploy, none is dead, and the common role's
+render for every lab host with pyinfra's own Jinja2 settings (StrictUndefined).
+
+Role templates are rendered by their role's own tests (test_datatier*, test_airflow*,
+test_lb*), with the extra values their tasks compute."""
+
+import re
+from pathlib import Path
+
+import pytest
+from pyinfra.api.util import get_template
+
+from cluster.model import build_cluster, load_inventory
+from cluster.secret_store import load_or_create
+
+PROJECT = Path(__file__).resolve().parents[2]
+TEMPLATES = sorted(p.relative_to(PROJECT).as_posix() for p in (PROJECT / "templates").rglob("*.j2"))
+COMMON_TEMPLATES = [
+    "templates/etc/apt/apt.conf.d/80proxy.j2",
+    "templates/etc/pip.conf.j2",
+    "templates/etc/sysctl.d/60-airflow-cluster.conf.j2",
+]
+TASK_SOURCES = "\n".join(p.read_text() for p in (PROJECT / "tasks").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    inventory = load_inventory(str(PROJECT / "inventory.py"), project_dir=str(PROJECT))
+    secrets = load_or_create(tmp_path_factory.mktemp("secrets") / "cluster.json")
+    return inventory, build_cluster(inventory), secrets
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_template_says_it_is_managed(template):
+    head = (PROJECT / template).read_text()[:600]
+    assert "Managed by the airflow-cluster deploy" in head
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_template_is_used_by_a_task(template):
+    # Tasks may build the path from parts (a version, a unit name): look for the file's name,
+    # or the name of what it renders.
+    name = Path(template).name
+    candidates = {name, name.removesuffix(".j2"), name.split(".")[0]}
+    assert any(candidate in TASK_SOURCES for candidate in candidates), f"no task uses {template}"
+
+
+@pytest.mark.parametrize("template", COMMON_TEMPLATES)
+def test_common_template_renders_for_every_host(lab, template):
+    inventory, cluster, secrets = lab
+    for name in cluster.nodes:
+        settings = inventory.get_host(name).data.dict()
+        rendered = get_template(str(PROJECT / template)).render(
+            cluster=cluster, node=cluster.node(name), settings=settings, secrets=secrets
+        )
+        assert not re.search(r"\bNone\b", rendered), f"{template} renders None for {name}"
+        if "sysctl" in template:
+            for key, value in settings["sysctl"].items():
+                assert f"{key} = {value}\n" in rendered
+
+
+def test_pip_conf_without_proxy_has_no_proxy_line(lab):
+    inventory, cluster, secrets = lab
+    settings = dict(inventory.get_host("web1").data.dict(), http_proxy=None)
+    rendered = get_template(str(PROJECT / "templates/etc/pip.conf.j2")).render(
+        cluster=cluster, node=cluster.node("web1"), settings=settings, secrets=secrets
+    )
+    assert "proxy" not in rendered.replace("# Setting: http_proxy.", "")
+    assert "cert = /etc/ssl/certs/ca-certificates.crt" in rendered
+
+
+def test_strict_undefined_catches_a_missing_name(tmp_path):
+    bad = tmp_path / "bad.j2"
+    bad.write_text("{{ settings.no_such_setting }}\n")
+    with pytest.raises(Exception, match="no_such_setting"):
+        get_template(str(bad)).render(settings={})
