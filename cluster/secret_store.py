@@ -46,9 +46,9 @@ _GENERATORS = {
 }
 SECRET_NAMES = tuple(_GENERATORS)
 
-# pyinfra loads deploy.py once per host in greenlets of one process: flock() does not exclude
-# those (and would block the whole process), so they take this lock first. Under pyinfra's
-# gevent monkey-patching it is a cooperative lock.
+# pyinfra loads deploy.py once per host in greenlets of one process: a greenlet blocked in
+# flock() would block them all, so they queue on this lock first (cooperative once pyinfra_cli
+# has applied gevent's monkey-patching, as it has before deploy.py runs).
 _IN_PROCESS = threading.Lock()
 
 _FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")

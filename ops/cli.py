@@ -8,10 +8,10 @@ from pyinfra.api.exceptions import PyinfraError
 
 from cluster.paths import PROJECT_DIR
 
-from . import check
+from . import check, settings_doc
 from .context import OpsContext
 
-COMMANDS = (check.command,)
+COMMANDS = (check.command, settings_doc.command)
 
 
 class OpsGroup(click.Group):

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,13 +141,24 @@ def test_load_creates_nothing(tmp_path):
 
 
 def test_concurrent_first_runs_agree(tmp_path):
-    # Separate processes, as two deploys started together would be.
-    path = tmp_path / REL
-    code = ("import json, sys; from cluster.secret_store import load_or_create; "
-            "print(json.dumps(load_or_create(sys.argv[1])))")
+    # Separate processes, as two deploys started together would be, released at the same
+    # instant so their read-generate-write sections overlap.
+    path, go = tmp_path / REL, tmp_path / "go"
+    code = """if True:
+        import json, os, sys, time
+        from cluster.secret_store import load_or_create
+        open(sys.argv[2] + "." + str(os.getpid()), "w").close()  # ready
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.002)
+        print(json.dumps(load_or_create(sys.argv[1])))
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    runs = [subprocess.Popen([sys.executable, "-c", code, str(path)], env=env, text=True,
-                             stdout=subprocess.PIPE) for _ in range(8)]
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(go)], env=env,
+                             text=True, stdout=subprocess.PIPE) for _ in range(4)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*"))) < len(runs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
     results = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
     assert all(run.returncode == 0 for run in runs)
     assert all(r == results[0] for r in results)

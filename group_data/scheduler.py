@@ -1,0 +1,9 @@
+"""Settings of the `scheduler` group: scheduler, DAG processor and triggerer on each host."""
+
+# Port of the scheduler's health server (GET /health) on each scheduler host.
+scheduler_health_port = 8974
+# Seconds `systemctl (re)start airflow-scheduler` waits for the health server to answer
+# (the rolling restart moves to the next host only after that).
+scheduler_start_timeout = 180
+# Processes each DAG processor parses DAG files with ([dag_processor] parsing_processes).
+dag_processor_parsing_processes = 2

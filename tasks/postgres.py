@@ -1,0 +1,106 @@
+"""PostgreSQL from the distro on the `postgres` host: Airflow's metadata database.
+
+Debian's package creates and starts the `15/main` cluster; the deploy adds its settings in
+`conf.d/` (read after postgresql.conf), owns `pg_hba.conf`, and creates the Airflow role and
+database. The role's password is set as a SCRAM-SHA-256 verifier computed on the control
+machine (the password never reaches the host), and only when the stored verifier does not
+match the secrets file: a converged run changes nothing.
+"""
+
+from pyinfra import host
+from pyinfra.api import FactBase, QuoteString, StringCommand, deploy
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, files, postgres, systemd
+
+from cluster.datatier import check_postgres_settings, scram_verifier, scram_verifier_matches
+from tasks.context import template_vars
+
+# Debian 12's PostgreSQL.
+VERSION = 15
+CONFIG_DIR = f"/etc/postgresql/{VERSION}/main"
+TEMPLATES = f"templates/etc/postgresql/{VERSION}/main"
+# The cluster's own unit (postgresql.service only starts and stops every cluster).
+SERVICE = f"postgresql@{VERSION}-main"
+AS_POSTGRES = {"_su_user": "postgres"}
+
+
+class RolePasswordVerifier(FactBase):
+    """The stored SCRAM verifier of `role` (pg_authid.rolpassword); None when there is none."""
+
+    def requires_command(self, role):
+        return "psql"
+
+    def command(self, role):
+        sql = f"SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = '{role}'"
+        return StringCommand("psql", "-AtXq", "-c", QuoteString(sql))
+
+    def process(self, output):
+        return output[0] if output and output[0] else None
+
+
+@deploy("PostgreSQL")
+def apply(cluster, secrets):
+    tvars = template_vars(cluster, secrets)
+    check_postgres_settings(tvars["settings"])
+    packages = [f"postgresql-{VERSION}"]
+    installed = host.get_fact(DebPackages)
+    apt.packages(
+        name="PostgreSQL",
+        packages=packages,
+        update=any(name not in installed for name in packages),
+        no_recommends=True,
+    )
+
+    settings_file = files.template(
+        name="PostgreSQL settings (listen address, port, max_connections)",
+        src=f"{TEMPLATES}/conf.d/airflow-cluster.conf.j2",
+        dest=f"{CONFIG_DIR}/conf.d/airflow-cluster.conf",
+        user="postgres",
+        group="postgres",
+        mode="0640",
+        **tvars,
+    )
+    hba = files.template(
+        name="pg_hba.conf: the cluster's Airflow hosts only",
+        src=f"{TEMPLATES}/pg_hba.conf.j2",
+        dest=f"{CONFIG_DIR}/pg_hba.conf",
+        user="postgres",
+        group="postgres",
+        mode="0640",
+        **tvars,
+    )
+    systemd.service(name="postgresql enabled", service="postgresql", enabled=True)
+    systemd.service(name=f"{SERVICE} running", service=SERVICE)
+    # listen_addresses, port and max_connections only change at a restart; pg_hba.conf at a reload.
+    systemd.service(
+        name=f"{SERVICE} restarted (its settings changed)",
+        service=SERVICE,
+        restarted=True,
+        _if=settings_file.did_change,
+    )
+    systemd.service(
+        name=f"{SERVICE} reloaded (pg_hba.conf changed)",
+        service=SERVICE,
+        reloaded=True,
+        _if=lambda: hba.did_change() and not settings_file.did_change(),
+    )
+
+    user, password = cluster.database_user, secrets["postgres_password"]
+    stored = host.get_fact(RolePasswordVerifier, role=user, **AS_POSTGRES)
+    postgres.role(
+        name=f"role {user} with the secrets file's password",
+        role=user,
+        login=True,
+        password=None if scram_verifier_matches(password, stored) else scram_verifier(password),
+        **AS_POSTGRES,
+    )
+    postgres.database(
+        name=f"database {cluster.database_name} owned by {user}",
+        database=cluster.database_name,
+        owner=user,
+        encoding="UTF8",
+        template="template0",
+        lc_collate="C.UTF-8",
+        lc_ctype="C.UTF-8",
+        **AS_POSTGRES,
+    )

@@ -1,0 +1,22 @@
+"""The `scheduler` role: scheduler (with its health server), DAG processor and triggerer.
+
+Runs after tasks/airflow.py (install, airflow.cfg, DAGs, database). Each service restarts only
+when airflow.cfg, the lock or its unit files change, one host at a time; the scheduler counts
+as started only once its health server answers, so another scheduler keeps scheduling.
+"""
+
+from pyinfra import host
+from pyinfra.api import deploy
+
+from tasks import airflow
+
+UNITS = ("airflow-scheduler.service", "airflow-dag-processor.service", "airflow-triggerer.service")
+
+
+@deploy("Airflow scheduler")
+def apply(cluster, secrets, changes: airflow.Changes):
+    tvars = airflow.airflow_vars(cluster, secrets)
+    # host.loop: each unit's operations keep their own identity across hosts.
+    for unit in host.loop(UNITS):
+        changed = airflow.unit_files(unit, tvars)
+        airflow.service(unit, restart=changes.any or changed)

@@ -1,0 +1,439 @@
+"""The Airflow roles on the lab: services on the right hosts only, private config with the
+cluster's secrets (no default one), both schedulers alive, the fan-out DAG run through the load
+balancer's REST API on both workers with its task logs readable, the health-check DAG, and
+converged re-runs (a full one, and `--limit worker` alone).
+
+By default the deploy comes from conftest.py (`deployed`: a fresh lab, a full deploy and a
+re-run). With LAB_EXTERNAL=1 the lab is taken as already up with the common role and the data
+tier (and, for the API tests, the load balancer) deployed, and only the Airflow roles are:
+`pyinfra -y --json inventory.py deploy.py --limit web --limit scheduler --limit worker`.
+Requests go from this machine to the lab's addresses only (172.29.213.0/24), never through a
+proxy.
+"""
+
+import base64
+import csv
+import io
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import testinfra
+from labkit import INVENTORY, PROJECT, run_pyinfra
+
+from cluster import tls
+from cluster.model import build_cluster, load_inventory
+from cluster.secret_store import load as load_secrets
+
+LAB_EXTERNAL = os.environ.get("LAB_EXTERNAL") == "1"
+INV = load_inventory(str(INVENTORY), project_dir=str(PROJECT))
+CLUSTER = build_cluster(INV)
+ROLE_UNITS = {
+    "web": ["airflow-api-server.service"],
+    "scheduler": [
+        "airflow-scheduler.service",
+        "airflow-dag-processor.service",
+        "airflow-triggerer.service",
+    ],
+    "worker": ["airflow-worker-logs.service"],
+}
+AIRFLOW_HOSTS = [
+    name for name, node in CLUSTER.nodes.items() if set(ROLE_UNITS) & set(node.groups)
+]
+FANOUT, HEALTH = "airflow_cluster_fanout", "airflow_cluster_health"
+# Placeholders and well-known defaults that must never reach a host.
+DEFAULT_SECRETS = [
+    "{FERNET_KEY}", "{SECRET_KEY}", "{JWT_SECRET_KEY}", "temporary_key",
+    "airflow:airflow@", "redis://redis:6379", "sqlite://",
+]
+_SSH = {}
+
+
+@pytest.fixture(scope="module")
+def airflow_deploy(request):
+    if not LAB_EXTERNAL:
+        return request.getfixturevalue("deployed")["first"]
+    run = run_pyinfra("--limit", "web", "--limit", "scheduler", "--limit", "worker")
+    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+    return run
+
+
+def ssh(name):
+    """A testinfra host for inventory host `name`, with the inventory's key and known hosts."""
+    if name not in _SSH:
+        data = INV.get_host(name).data
+        extra = (f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
+                 "-o StrictHostKeyChecking=yes -o ConnectTimeout=20")
+        _SSH[name] = testinfra.get_host(f"ssh://{data.ssh_user}@{data.ssh_hostname}",
+                                        ssh_identity_file=data.ssh_key,
+                                        ssh_extra_args=extra, timeout=300)
+    return _SSH[name]
+
+
+def secrets():
+    return load_secrets(CLUSTER.settings["secrets_file"], project_dir=PROJECT)
+
+
+def data(name):
+    return INV.get_host(name).data
+
+
+def wait_for(what, predicate, timeout, interval=2.0):
+    """predicate()'s first truthy value within `timeout` seconds, else fail naming `what`."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last = value
+        except Exception as error:  # noqa: BLE001 - retried until the deadline
+            last = f"{type(error).__name__}: {error}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s (last: {last!r})")
+        time.sleep(interval)
+
+
+def expected_units(name):
+    groups = CLUSTER.node(name).groups
+    units = [unit for group in ROLE_UNITS if group in groups for unit in ROLE_UNITS[group]]
+    if "worker" in groups:
+        units += [f"airflow-worker@{n}.service" for n in range(1, data(name).worker_instances + 1)]
+    return units
+
+
+ALL_UNITS = sorted(
+    {u for units in ROLE_UNITS.values() for u in units} | {"airflow-worker@1.service"}
+)
+
+
+# --- services and files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CLUSTER.nodes))
+def test_airflow_services_run_on_the_right_hosts_only(airflow_deploy, name):
+    host = ssh(name)
+    wanted = expected_units(name)
+    for unit in wanted:
+        service = host.service(unit)
+        assert service.is_running, f"{unit} not running on {name}"
+        assert service.is_enabled, f"{unit} not enabled on {name}"
+    for unit in ALL_UNITS:
+        if unit not in wanted:
+            state = host.run(f"systemctl is-active {unit}; systemctl is-enabled {unit}").stdout
+            assert "active\n" not in state.replace("inactive", ""), f"{unit} active on {name}"
+            assert "enabled" not in state, f"{unit} enabled on {name}"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_HOSTS)
+def test_config_is_private_and_holds_no_default_secret(airflow_deploy, name):
+    host, settings = ssh(name), data(name)
+    config = host.file(f"{settings.airflow_home}/airflow.cfg")
+    assert (config.user, config.group) == ("root", settings.airflow_group)
+    assert config.mode & 0o027 == 0, oct(config.mode)  # 0640 or stricter
+    assert host.file("/usr/local/sbin/airflow-cluster-db").mode & 0o007 == 0
+    rendered = [config.path, "/usr/local/bin/airflow", "/usr/local/sbin/airflow-cluster-db"]
+    rendered += host.run(
+        "ls /etc/systemd/system/airflow-*.service /etc/systemd/system/airflow-*.service.d/*"
+    ).stdout.split()
+    for path in rendered:
+        text = host.file(path).content_string
+        assert "Managed by the airflow-cluster deploy" in text, path
+        for default in DEFAULT_SECRETS:
+            assert default not in text, f"{default!r} in {path} on {name}"
+    for path in rendered:
+        if path != config.path:
+            text = host.file(path).content_string
+            assert not [k for k, v in secrets().items() if v in text], f"a secret in {path}"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_HOSTS)
+def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
+    """What Airflow itself reads on the host: the shared keys of the secrets file."""
+    host = ssh(name)
+    wanted = secrets()
+    for section, key, secret in (
+        ("core", "fernet_key", "fernet_key"),
+        ("api", "secret_key", "api_secret_key"),
+        ("api_auth", "jwt_secret", "jwt_secret"),
+    ):
+        got = host.run(f"airflow config get-value {section} {key}")
+        assert got.rc == 0, got.stderr
+        assert got.stdout.strip().splitlines()[-1] == wanted[secret], f"[{section}] {key}"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_HOSTS)
+def test_units_pass_systemd_analyze_verify_on_the_host(airflow_deploy, name):
+    done = ssh(name).run("systemd-analyze verify " + " ".join(expected_units(name)))
+    assert done.rc == 0 and (done.stdout + done.stderr).strip() == "", done.stdout + done.stderr
+
+
+def test_workers_stop_warmly_and_run_sandboxed(airflow_deploy):
+    name = CLUSTER.groups["worker"][0]
+    host = ssh(name)
+    shown = host.run(
+        "systemctl show airflow-worker@1.service -p KillMode -p User -p NoNewPrivileges "
+        "-p ProtectSystem -p PrivateTmp"
+    ).stdout
+    props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    assert props == {
+        "KillMode": "mixed", "User": data(name).airflow_user, "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict", "PrivateTmp": "yes",
+    }
+    timeout = host.run(
+        'systemd-analyze timespan "$(systemctl show -p TimeoutStopUSec --value '
+        'airflow-worker@1.service)"'
+    ).stdout
+    microseconds = [line.split(":")[1] for line in timeout.splitlines() if "μs:" in line]
+    assert [int(m) for m in microseconds] == [data(name).worker_stop_timeout * 1_000_000]
+
+
+# --- components alive --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CLUSTER.groups["scheduler"])
+@pytest.mark.parametrize("job", ["SchedulerJob", "DagProcessorJob", "TriggererJob"])
+def test_scheduler_components_alive(airflow_deploy, name, job):
+    host = ssh(name)
+    wait_for(
+        f"{job} on {name} alive",
+        lambda: host.run(f"airflow jobs check --job-type {job} --hostname {name}").rc == 0,
+        timeout=300,
+        interval=5,
+    )
+
+
+@pytest.mark.parametrize("name", CLUSTER.groups["scheduler"])
+def test_scheduler_health_server(airflow_deploy, name):
+    address, port = CLUSTER.node(name).address, data(name).scheduler_health_port
+    wait_for(
+        f"scheduler health on {name}",
+        lambda: ssh(name).run(f"curl -fsS http://{address}:{port}/health").rc == 0,
+        timeout=300,
+    )
+
+
+def test_both_api_servers_up_in_haproxy(airflow_deploy):
+    user = data(CLUSTER.groups["lb"][0]).lb_stats_user
+    auth = base64.b64encode(f"{user}:{secrets()['stats_password']}".encode()).decode()
+    port = data(CLUSTER.groups["lb"][0]).lb_stats_port
+
+    def backends_up(address):
+        request = urllib.request.Request(
+            f"http://{address}:{port}/;csv", headers={"Authorization": f"Basic {auth}"}
+        )
+        with NO_PROXY.open(request, timeout=10) as response:
+            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
+            servers = {row["svname"]: row["status"] for row in rows
+                       if row["pxname"] == "api_servers"
+                       and row["svname"] not in ("FRONTEND", "BACKEND")}
+        return servers == {name: "UP" for name in CLUSTER.groups["web"]}
+
+    for address in CLUSTER.addresses("lb"):
+        wait_for(f"every API server UP in HAProxy on {address}", lambda: backends_up(address),
+                 timeout=300)
+
+
+# --- the REST API through the load balancer ---------------------------------------------------
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Api:
+    """The Airflow REST API at the public URL (the load balancer), as the admin user."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url.rstrip("/")
+        ca = tls.ca_certificate_path(CLUSTER, INV, project_dir=PROJECT)
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+        self.token = None
+
+    def call(self, method, path, body=None, auth=True, timeout=30):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            self.base_url + path, method=method, headers=headers,
+            data=None if body is None else json.dumps(body).encode(),
+        )
+        try:
+            with self.opener.open(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def login(self, password):
+        admin = data(AIRFLOW_HOSTS[0]).airflow_admin_user
+        status, answer = self.call(
+            "POST", "/auth/token", {"username": admin, "password": password}, auth=False
+        )
+        assert status in (200, 201), (status, answer)
+        self.token = answer["access_token"]
+
+
+@pytest.fixture(scope="module")
+def api(airflow_deploy):
+    # AIRFLOW_TEST_API_URL: another URL (e.g. one API server) while no load balancer is up.
+    client = Api(os.environ.get("AIRFLOW_TEST_API_URL", CLUSTER.public_url))
+    wait_for("the API answers through the load balancer",
+             lambda: client.call("GET", "/api/v2/version", auth=False)[0] == 200, timeout=300)
+    client.login(secrets()["admin_password"])
+    return client
+
+
+def test_version_through_the_load_balancer(api):
+    status, answer = api.call("GET", "/api/v2/version")
+    assert status == 200, answer
+    assert answer["version"] == data(AIRFLOW_HOSTS[0]).airflow_version
+
+
+def test_wrong_admin_password_is_refused(api):
+    admin = data(AIRFLOW_HOSTS[0]).airflow_admin_user
+    status, _ = api.call(
+        "POST", "/auth/token", {"username": admin, "password": "not-the-password"}, auth=False
+    )
+    assert status in (400, 401, 403)
+
+
+def trigger(api, dag_id):
+    """Unpause `dag_id` once it is parsed and trigger a run: the run's id."""
+    wait_for(f"{dag_id} parsed", lambda: api.call("GET", f"/api/v2/dags/{dag_id}")[0] == 200,
+             timeout=300)
+    status, answer = api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    assert status == 200, answer
+    status, run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+    assert status == 200, run
+    return run["dag_run_id"]
+
+
+def finished(api, dag_id, run_id, timeout):
+    """The run's JSON once it has ended."""
+
+    def ended():
+        _, current = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return current if current["state"] in ("success", "failed") else None
+
+    return wait_for(f"{dag_id} run {run_id} finished", ended, timeout=timeout)
+
+
+def run_dag(api, dag_id, timeout):
+    return finished(api, dag_id, trigger(api, dag_id), timeout)
+
+
+def task_instances(api, dag_id, run_id):
+    status, answer = api.call(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100"
+    )
+    assert status == 200, answer
+    return answer["task_instances"]
+
+
+@pytest.fixture(scope="module")
+def fanout_run(api):
+    return run_dag(api, FANOUT, timeout=900)
+
+
+def test_fanout_dag_succeeds_on_every_worker(api, fanout_run):
+    tis = task_instances(api, FANOUT, fanout_run["dag_run_id"])
+    work = [ti for ti in tis if ti["task_id"].startswith("work_")]
+    assert len(work) >= 20
+    assert {ti["state"] for ti in tis} == {"success"}, [(t["task_id"], t["state"]) for t in tis]
+    assert fanout_run["state"] == "success"
+    hosts = {ti["hostname"] for ti in work}
+    assert hosts == set(CLUSTER.groups["worker"]), hosts
+
+
+def test_task_log_readable_through_the_api(api, fanout_run):
+    run_id = fanout_run["dag_run_id"]
+    ti = next(t for t in task_instances(api, FANOUT, run_id) if t["task_id"] == "work_00")
+    path = (f"/api/v2/dags/{FANOUT}/dagRuns/{run_id}/taskInstances/work_00/logs/"
+            f"{ti['try_number']}?full_content=true")
+    status, log = api.call("GET", path)
+    assert status == 200, log
+    text = json.dumps(log)
+    assert f"task 0 running on {ti['hostname']}" in text, text[-2000:]
+
+
+def test_stopping_a_worker_lets_its_running_tasks_finish(api, fanout_run):
+    """systemctl stop = Celery's warm shutdown: the tasks running on the stopped worker end in
+    success, the other worker takes the rest, and the run succeeds."""
+    worker = CLUSTER.groups["worker"][0]
+    run_id = trigger(api, FANOUT)
+
+    def running_on_worker():
+        return [ti["task_id"] for ti in task_instances(api, FANOUT, run_id)
+                if ti["state"] == "running" and ti["hostname"] == worker]
+
+    interrupted = wait_for(f"a task running on {worker}", running_on_worker, timeout=300,
+                           interval=0.2)
+    stopped = ssh(worker).run("systemctl stop airflow-worker@1.service")
+    try:
+        assert stopped.rc == 0, stopped.stderr
+        final = finished(api, FANOUT, run_id, timeout=900)
+    finally:
+        started = ssh(worker).run("systemctl start airflow-worker@1.service")
+        assert started.rc == 0, started.stderr
+    states = {ti["task_id"]: ti["state"] for ti in task_instances(api, FANOUT, run_id)}
+    assert {states[task] for task in interrupted} == {"success"}, states
+    assert final["state"] == "success", states
+
+
+def test_health_check_dag_succeeds(api):
+    run = run_dag(api, HEALTH, timeout=600)
+    tis = task_instances(api, HEALTH, run["dag_run_id"])
+    assert {ti["task_id"]: ti["state"] for ti in tis} == {
+        "broker_primary": "success", "database": "success", "workers_answer": "success"
+    }
+
+
+def test_admin_password_is_put_back_by_the_next_deploy(api):
+    """The admin password follows the secrets file: changed behind the deploy's back, the next
+    run sets it again (and changes nothing else)."""
+    from tasks.airflow_db import make_password_hash
+
+    name = CLUSTER.groups["web"][0]
+    admin, email = data(name).airflow_admin_user, data(name).airflow_admin_email
+    changed = ssh(name).run(
+        f"airflow-cluster-db set-admin {admin} {email} '{make_password_hash('changed-by-hand')}'"
+    )
+    assert changed.rc == 0, changed.stderr
+    assert api.call("POST", "/auth/token", {"username": admin, "password": "changed-by-hand"},
+                    auth=False)[0] in (200, 201)
+    run = run_pyinfra("--limit", "web")
+    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+    assert [name for name, _ in run.changed_operations()] == [
+        f"Airflow | admin user {admin!r}: created once, password from the secrets file"
+    ]
+    api.login(secrets()["admin_password"])
+    assert api.call("POST", "/auth/token", {"username": admin, "password": "changed-by-hand"},
+                    auth=False)[0] in (400, 401, 403)
+
+
+# --- converged re-runs ------------------------------------------------------------------------
+
+
+def test_second_airflow_deploy_changes_nothing(airflow_deploy):
+    args = ("--limit", "web", "--limit", "scheduler", "--limit", "worker") if LAB_EXTERNAL else ()
+    rerun = run_pyinfra(*args)
+    assert rerun.returncode == 0 and rerun.totals.get("error", 0) == 0, rerun.describe()
+    assert rerun.changed_operations() == [], rerun.changed_operations()
+
+
+def test_limit_worker_renders_the_workers_identically(airflow_deploy):
+    fingerprint = ("sha256sum /opt/airflow/airflow.cfg /etc/systemd/system/airflow-* "
+                   "/etc/systemd/system/airflow-*.d/* /usr/local/bin/airflow 2>&1")
+    before = {name: ssh(name).run(fingerprint).stdout for name in CLUSTER.groups["worker"]}
+    run = run_pyinfra("--limit", "worker")
+    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+    assert run.changed_operations() == [], run.changed_operations()
+    after = {name: ssh(name).run(fingerprint).stdout for name in CLUSTER.groups["worker"]}
+    assert after == before

@@ -1,0 +1,155 @@
+"""PostgreSQL on the postgres host, as deployed: the service, its addresses and files, the
+Airflow role from a web host with its password, and nobody else."""
+
+import contextlib
+import socket
+import subprocess
+import time
+import uuid
+
+import pg8000.native
+import pytest
+from labkit import INVENTORY, PROJECT
+from test_redis_kit import (  # noqa: F401  (data_tier is a fixture)
+    data_tier,
+    lab_view,
+    listening,
+    owner_and_mode,
+    ssh_host,
+)
+
+from cluster import datatier
+from cluster.model import load_inventory
+
+CONFIG_DIR = "/etc/postgresql/15/main"
+
+
+@pytest.fixture(scope="module")
+def lab(data_tier):
+    view = lab_view()
+    if not view.cluster.groups["postgres"]:
+        pytest.skip("the inventory has no postgres group (external database)")
+    return view
+
+
+@pytest.fixture(scope="module")
+def db(lab):
+    return lab.cluster.groups["postgres"][0]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tunnel_from(name, target, port):
+    """A local port whose connections reach `target:port` from host `name` (ssh -L): the
+    database sees them coming from that host's address."""
+    data = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data
+    local = _free_port()
+    process = subprocess.Popen(
+        [
+            "ssh", "-N", "-i", data.ssh_key,
+            "-o", f"UserKnownHostsFile={data.ssh_known_hosts_file}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+            "-L", f"127.0.0.1:{local}:{target}:{port}",
+            f"{data.ssh_user}@{data.ssh_hostname}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
+                break
+            assert time.monotonic() < deadline, f"no tunnel through {name}"
+            time.sleep(0.2)
+        yield local
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def connect(lab, host, port, password=None):
+    return pg8000.native.Connection(
+        user=lab.cluster.database_user,
+        password=lab.secrets["postgres_password"] if password is None else password,
+        host=host,
+        port=port,
+        database=lab.cluster.database_name,
+        timeout=30,
+        # The lab's PostgreSQL has no TLS; not even trying also keeps pg8000's channel-binding
+        # check away from gevent's patched ssl module (pyinfra's CLI monkey-patches).
+        ssl_context=False,
+    )
+
+
+def test_service_running_and_enabled(lab, db):
+    host = ssh_host(db)
+    assert host.service("postgresql@15-main").is_running
+    assert host.service("postgresql").is_enabled
+
+
+def test_listening_on_the_cluster_address_only(lab, db):
+    assert listening(ssh_host(db), lab.cluster.database_port) == {
+        lab.cluster.node(db).address
+    }
+
+
+def test_config_files_are_private(lab, db):
+    host = ssh_host(db)
+    for path in (f"{CONFIG_DIR}/pg_hba.conf", f"{CONFIG_DIR}/conf.d/airflow-cluster.conf"):
+        user, group, mode = owner_and_mode(host, path)
+        assert (user, group) == ("postgres", "postgres"), path
+        assert mode & ~0o640 == 0, f"{path} has mode {mode:o}"
+
+
+def test_settings_in_force(lab, db):
+    host = ssh_host(db)
+    settings = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(db).data.dict()
+
+    def show(name):
+        return host.check_output(f"su postgres -c \"psql -AtXq -c 'SHOW {name}'\"")
+
+    assert int(show("max_connections")) == datatier.postgres_max_connections(lab.cluster, settings)
+    assert show("password_encryption") == "scram-sha-256"
+    stored = host.check_output(
+        "su postgres -c \"psql -AtXq -c \\\"SELECT rolpassword FROM pg_authid "
+        f"WHERE rolname = '{lab.cluster.database_user}'\\\"\""
+    )
+    assert datatier.scram_verifier_matches(lab.secrets["postgres_password"], stored)
+
+
+def test_airflow_role_connects_from_a_web_host(lab, db):
+    web = lab.cluster.groups["web"][0]
+    with tunnel_from(web, lab.cluster.database_host, lab.cluster.database_port) as port:
+        conn = connect(lab, "127.0.0.1", port)
+        try:
+            [[user, address]] = conn.run("SELECT current_user, host(inet_client_addr())")
+            assert user == lab.cluster.database_user
+            assert address == lab.cluster.node(web).address
+            # It owns its database: it can create the tables `airflow db migrate` creates.
+            table = f"t_{uuid.uuid4().hex}"
+            conn.run(f"CREATE TABLE {table} (id int)")
+            conn.run(f"DROP TABLE {table}")
+            assert conn.run("SHOW server_encoding") == [["UTF8"]]
+        finally:
+            conn.close()
+        with pytest.raises(pg8000.native.DatabaseError, match="password authentication failed"):
+            connect(lab, "127.0.0.1", port, password="not-the-password")
+
+
+def test_hosts_outside_the_list_are_refused(lab, db):
+    # This machine (the lab bridge's address) is no cluster host at all.
+    with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
+        connect(lab, lab.cluster.database_host, lab.cluster.database_port)
+    # A cluster host that runs no Airflow process (a load balancer) is not a client either.
+    lb = lab.cluster.groups["lb"][0]
+    with tunnel_from(lb, lab.cluster.database_host, lab.cluster.database_port) as port:
+        with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
+            connect(lab, "127.0.0.1", port)

@@ -1,0 +1,151 @@
+"""Redis and Sentinel on the redis hosts, as deployed: services, addresses, authentication,
+file ownership, the settings in force and a whole replication topology."""
+
+import time
+import uuid
+
+import pytest
+import redis
+from redis.sentinel import Sentinel
+from test_redis_kit import (  # noqa: F401  (data_tier is a fixture)
+    data_tier,
+    lab_view,
+    listening,
+    owner_and_mode,
+    ssh_host,
+)
+
+from cluster import datatier
+
+REDIS_HOSTS = ("redis1", "redis2", "redis3")
+RUNTIME_FILES = ("/etc/redis/redis.conf", "/etc/redis/sentinel.conf")
+OWNED_FILES = ("/etc/redis/airflow-cluster/redis.conf", "/etc/redis/airflow-cluster/sentinel.conf")
+
+
+@pytest.fixture(scope="module")
+def lab(data_tier):
+    view = lab_view()
+    view.wait_healthy()
+    return view
+
+
+def test_rerun_changes_nothing(data_tier):
+    rerun = data_tier["rerun"]
+    assert rerun.totals.get("error", 0) == 0, rerun.describe()
+    assert rerun.changed_operations() == [], rerun.changed_operations()
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_services_running_and_enabled(lab, name):
+    host = ssh_host(name)
+    for service in ("redis-server", "redis-sentinel"):
+        assert host.service(service).is_running, service
+        assert host.service(service).is_enabled, service
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_listening_on_cluster_address_and_localhost_only(lab, name):
+    host = ssh_host(name)
+    address = lab.cluster.node(name).address
+    for port in (lab.cluster.settings["redis_port"], lab.cluster.settings["sentinel_port"]):
+        assert listening(host, port) == {address, "127.0.0.1"}, port
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_config_files_are_private(lab, name):
+    host = ssh_host(name)
+    for path in RUNTIME_FILES + OWNED_FILES:
+        user, group, mode = owner_and_mode(host, path)
+        assert (user, group) == ("redis", "redis"), path
+        assert mode & ~0o640 == 0, f"{path} has mode {mode:o}: the password is in it"
+    directory = host.file("/etc/redis/airflow-cluster")
+    assert (directory.user, directory.group, directory.mode & 0o777) == ("root", "redis", 0o750)
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_runtime_files_include_the_deploy_owned_ones(lab, name):
+    host = ssh_host(name)
+    for runtime, owned in zip(RUNTIME_FILES, OWNED_FILES):
+        lines = host.file(runtime).content_string.splitlines()
+        assert lines[0].startswith("# Managed by the airflow-cluster deploy"), runtime
+        directives = [line for line in lines if line and not line.startswith("#")]
+        assert directives[0] == f"include {owned}", runtime
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_unauthenticated_commands_are_refused(lab, name):
+    address = lab.cluster.node(name).address
+    for port in (lab.cluster.settings["redis_port"], lab.cluster.settings["sentinel_port"]):
+        anonymous = redis.Redis(host=address, port=port, socket_timeout=10)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        wrong = redis.Redis(host=address, port=port, password="not-the-password", socket_timeout=10)
+        with pytest.raises(redis.AuthenticationError):
+            wrong.ping()
+    # And over localhost on the host itself.
+    out = ssh_host(name).run("redis-cli -h 127.0.0.1 -p 6379 GET anything").stdout
+    assert "NOAUTH" in out
+
+
+@pytest.mark.parametrize("name", REDIS_HOSTS)
+def test_settings_in_force(lab, name):
+    server = lab.server(lab.cluster.node(name).address)
+    config = server.config_get("*")
+    assert config["maxmemory-policy"] == "noeviction"
+    assert config["appendonly"] == "yes"
+    assert config["protected-mode"] == "yes"
+    assert int(config["maxmemory"]) == 256 * 1024 * 1024
+    assert config["bind"] == f"{lab.cluster.node(name).address} 127.0.0.1"
+    assert config["masterauth"] == lab.password
+
+
+def test_sentinels_agree_on_one_primary_and_two_replicas_in_sync(lab):
+    settings = lab.inventory.get_host("redis1").data.dict()
+    primary = lab.wait_healthy()
+    replicas = sorted(set(lab.names) - {primary})
+    for address in lab.names:
+        client = lab.sentinel_client(address)
+        view = client.sentinel_master(lab.master)
+        assert (view["ip"], int(view["port"])) == (primary, lab.redis_port)
+        assert view["quorum"] == datatier.sentinel_quorum(lab.cluster) == 2
+        assert int(view["down-after-milliseconds"]) == settings["sentinel_down_after_ms"]
+        assert int(view["failover-timeout"]) == settings["sentinel_failover_timeout_ms"]
+        assert int(view["parallel-syncs"]) == settings["sentinel_parallel_syncs"]
+        assert int(view["num-other-sentinels"]) == 2
+        known = client.sentinel_slaves(lab.master)
+        assert sorted(r["ip"] for r in known) == replicas
+        assert all(r["is_slave"] and not r["is_sdown"] for r in known)
+    # In sync: a write is on both replicas within the timeout, and their offsets catch up.
+    key = f"test:sync:{uuid.uuid4().hex}"
+    writer = lab.server(primary)
+    writer.set(key, "1")
+    assert writer.execute_command("WAIT", 2, 10000) == 2
+    offset = int(writer.info("replication")["master_repl_offset"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        offsets = [int(lab.server(r).info("replication")["slave_repl_offset"]) for r in replicas]
+        if min(offsets) >= offset:
+            break
+        time.sleep(0.5)
+    assert min(offsets) >= offset, (offsets, offset)
+    for address in replicas:
+        assert lab.server(address).get(key) == "1"
+        with pytest.raises(redis.ReadOnlyError):
+            lab.server(address).set(key, "2")
+    writer.delete(key)
+
+
+def test_broker_url_reaches_the_primary(lab):
+    """The model's broker URL and transport options name sentinels that answer."""
+    url = datatier.broker_url(lab.cluster, lab.secrets)
+    options = datatier.broker_transport_options(lab.cluster, lab.secrets)
+    hosts = [part.split("@", 1)[1] for part in url.split(";")]
+    sentinel = Sentinel(
+        [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts],
+        sentinel_kwargs={**options["sentinel_kwargs"], "socket_timeout": 10},
+        password=lab.password,
+        socket_timeout=10,
+    )
+    assert sentinel.discover_master(options["master_name"])[0] == lab.primary()
+    assert sentinel.master_for(options["master_name"]).ping()
+
