@@ -4,20 +4,23 @@ Who owns what (verified on Debian 12's Redis 7.0.15):
 
 - Redis and Sentinel rewrite their own config file: CONFIG REWRITE when Sentinel changes a
   server's `replicaof`, and Sentinel's state flush (its id, epochs, the monitored primary,
-  known replicas and sentinels) at start and after every change. That file (the *runtime*
-  file, /etc/redis/redis.conf and /etc/redis/sentinel.conf, what the Debian units start) is
-  written by the deploy once and never rendered again.
+  known replicas and sentinels) at start and after every change. That *runtime* file
+  (/etc/redis/redis.conf, /etc/redis/sentinel.conf: what the Debian units start) is written
+  by the deploy once and never rendered again.
 - The settings the deploy owns live in a file of their own (/etc/redis/airflow-cluster/),
   rendered on every run and `include`d on the runtime file's first line. A rewrite keeps the
   `include` line but also appends a copy of every non-default setting, included ones too, and
-  later lines win: when the deploy changes its file it therefore deletes those copies from
-  the runtime file before restarting. An included `sentinel monitor` would even stop Sentinel
-  from starting (the rewritten copy is a "Duplicate master name"), so the monitored primary
-  and its parameters are set with Sentinel's own commands (SENTINEL MONITOR / SET) instead.
-- Before anything is rendered the deploy asks the sentinels which server is the primary (the
-  highest config epoch wins); only when none answers, it falls back to a primary the servers
-  report, then to the first host of the group. It only ever acts on that answer for a server
-  that is a lone primary (a new or rebuilt host): a re-run after a failover changes nothing.
+  later lines win. So when the deploy-owned file changed (or the settings in force differ from
+  it), the deploy stops the service, deletes those copies, and starts it again: replicas
+  first, and the primary only after handing its role over (SENTINEL FAILOVER). An included
+  `sentinel monitor` would even stop Sentinel from starting (its rewritten copy is a
+  "Duplicate master name"): the monitored primary and its parameters are set with Sentinel's
+  own commands instead (SENTINEL MONITOR once, SENTINEL SET when a parameter differs).
+- Which server is the primary is asked of the sentinels when an operation needs it (the
+  highest config epoch wins); only when none answers, of the servers (a primary with
+  replicas), and only then is it the first host of the group. The deploy acts on it only for
+  a server that is a lone primary no sentinel knows (a new host) and for a sentinel that
+  monitors nothing yet: a re-run after a failover changes nothing.
 """
 
 import io
@@ -264,19 +267,32 @@ def _run(password, address, commands):
     return _client(password, "run", address, QuoteString(HiddenValue(json.dumps(commands))))
 
 
+def cluster_view(cluster, password):
+    """(the current primary, the addresses the sentinels know as replicas), asked now.
+
+    Called by the operations when they run (after the common role installed python3, after
+    this deploy's restarts and handovers), and once ahead to order the restarts."""
+    view = host.get_fact(
+        RedisClusterView,
+        master=master_name(cluster),
+        sentinels=[_addr(a, p) for a, p in sentinel_endpoints(cluster)],
+        servers=[_addr(a, p) for a, p in redis_endpoints(cluster)],
+        password=password,
+    )
+    return choose_primary(cluster, view) or initial_primary(cluster), known_replicas(view)
+
+
 @operation()
-def replica_of(
-    primary: tuple, own_address: str, known_replicas: list, server: str, password: str
-):
-    """Make the local server (`server`, at `own_address` in the cluster) replicate `primary`
-    when it is a primary with no replicas that is not `primary` and that no sentinel knows: a
-    new host. Any other topology is Sentinel's to manage: it converts a known replica that
-    reports itself primary (a crashed or rebuilt ex-primary) on its own."""
-    address, port = primary
+def replica_of(cluster, own_address: str, server: str, password: str):
+    """Make the local server (`server`, at `own_address` in the cluster) replicate the current
+    primary when it is a primary with no replicas, not the current primary, and unknown to the
+    sentinels: a new host. Any other topology is Sentinel's to manage: it converts a known
+    replica that reports itself primary (a crashed or rebuilt ex-primary) on its own."""
+    (address, port), known = cluster_view(cluster, password)
     if own_address == address:
         host.noop("this server is the primary")
         return
-    if own_address in known_replicas:
+    if own_address in known:
         host.noop(f"the sentinels know this server as a replica of {address}")
         return
     replication = host.get_fact(RedisReplication, server=server, password=password)
@@ -303,8 +319,7 @@ def restart_clean(service: str, runtime: str, stale_pattern: str, handover=None)
 
 @operation()
 def sentinel_monitors(
-    master: str,
-    primary: tuple,
+    cluster,
     sentinel: str,
     password: str,
     parameters: dict,
@@ -313,11 +328,12 @@ def sentinel_monitors(
     """The local sentinel monitors `master`: started at `primary` if it does not monitor it
     yet, else only its `parameters` (quorum, timings) are brought in line. The monitored
     address itself is never touched: after the first MONITOR it is Sentinel's."""
+    master = master_name(cluster)
     current = host.get_fact(SentinelMaster, master=master, sentinel=sentinel, password=password)
     wanted = {key: str(value) for key, value in parameters.items()}
     commands = []
     if not current:  # {} (not monitored) or None (no answer yet: a fresh host, --dry)
-        address, port = primary
+        (address, port), _ = cluster_view(cluster, password)
         quorum = wanted.pop("quorum")
         commands.append(["SENTINEL", "MONITOR", master, address, str(port), quorum])
         changes = {"auth-pass": password, **wanted}
@@ -344,15 +360,8 @@ def apply(cluster, secrets):
     server = _addr("127.0.0.1", settings["redis_port"])
     sentinel = _addr("127.0.0.1", settings["sentinel_port"])
 
-    # Before anything is rendered or restarted: which server is the primary now?
-    view = host.get_fact(
-        RedisClusterView,
-        master=master,
-        sentinels=[_addr(a, p) for a, p in sentinel_endpoints(cluster)],
-        servers=[_addr(a, p) for a, p in redis_endpoints(cluster)],
-        password=password,
-    )
-    primary = choose_primary(cluster, view) or initial_primary(cluster)
+    # Only to restart the primary last; the operations ask again when they run.
+    primary, _ = cluster_view(cluster, password)
 
     installed = host.get_fact(DebPackages)
     apt.packages(
@@ -391,9 +400,8 @@ def apply(cluster, secrets):
         restart_clean(name="redis-server restarted on its new settings (then the primary)", **restart)
     replica_of(
         name="a new server replicates the current primary",
-        primary=primary,
+        cluster=cluster,
         own_address=node.address,
-        known_replicas=sorted(known_replicas(view)),
         server=server,
         password=password,
     )
@@ -407,8 +415,7 @@ def apply(cluster, secrets):
     )
     sentinel_monitors(
         name=f"sentinel monitors {master}",
-        master=master,
-        primary=primary,
+        cluster=cluster,
         sentinel=sentinel,
         password=password,
         parameters={

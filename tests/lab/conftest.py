@@ -9,8 +9,8 @@ import json
 import os
 
 import pytest
-import testinfra
-from labkit import INVENTORY, PROJECT, run_lab, run_pyinfra
+from labkit import INVENTORY, PROJECT, run_lab, run_pyinfra, ssh_host
+
 
 @pytest.fixture(scope="session")
 def cluster():
@@ -34,31 +34,10 @@ def lab():
         run_lab("down")
 
 
-def _connection(name):
-    """SSH settings of an inventory host, as pyinfra would use them."""
-    from cluster.model import load_inventory
-
-    host = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name)
-    return host.data
-
-
 @pytest.fixture(scope="session")
 def hosts(lab, cluster):
     """testinfra hosts by inventory name, over SSH with the inventory's key and known hosts."""
-    out = {}
-    for name, node in cluster.nodes.items():
-        data = _connection(name)
-        extra = (
-            f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
-            "-o StrictHostKeyChecking=yes -o ConnectTimeout=20"
-        )
-        out[name] = testinfra.get_host(
-            f"ssh://{data.ssh_user}@{node.address}",
-            ssh_identity_file=data.ssh_key,
-            ssh_extra_args=extra,
-            timeout=60,
-        )
-    return out
+    return {name: ssh_host(name) for name in cluster.nodes}
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import testinfra
+
 PROJECT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 INVENTORY = PROJECT / "inventory.py"
@@ -65,3 +67,26 @@ def run_pyinfra(*args, inventory=INVENTORY, timeout=DEPLOY_TIMEOUT):
         timeout=timeout,
     )
     return PyinfraRun(completed)
+
+
+_SSH_HOSTS = {}
+
+
+def ssh_host(name, timeout=300):
+    """A testinfra host for inventory host `name`, over SSH with the inventory's key and
+    known hosts (strict checking), as pyinfra itself connects. Cached per name."""
+    if name not in _SSH_HOSTS:
+        from cluster.model import load_inventory
+
+        data = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data
+        extra = (
+            f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
+            "-o StrictHostKeyChecking=yes -o ConnectTimeout=20"
+        )
+        _SSH_HOSTS[name] = testinfra.get_host(
+            f"ssh://{data.ssh_user}@{data.ssh_hostname}",
+            ssh_identity_file=data.ssh_key,
+            ssh_extra_args=extra,
+            timeout=timeout,
+        )
+    return _SSH_HOSTS[name]

@@ -22,8 +22,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-import testinfra
-from labkit import INVENTORY, PROJECT, run_pyinfra
+from labkit import INVENTORY, PROJECT, run_pyinfra, ssh_host
 
 from cluster import tls
 from cluster.model import build_cluster, load_inventory
@@ -50,7 +49,6 @@ DEFAULT_SECRETS = [
     "{FERNET_KEY}", "{SECRET_KEY}", "{JWT_SECRET_KEY}", "temporary_key",
     "airflow:airflow@", "redis://redis:6379", "sqlite://",
 ]
-_SSH = {}
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +61,7 @@ def airflow_deploy(request):
 
 
 def ssh(name):
-    """A testinfra host for inventory host `name`, with the inventory's key and known hosts."""
-    if name not in _SSH:
-        data = INV.get_host(name).data
-        extra = (f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
-                 "-o StrictHostKeyChecking=yes -o ConnectTimeout=20")
-        _SSH[name] = testinfra.get_host(f"ssh://{data.ssh_user}@{data.ssh_hostname}",
-                                        ssh_identity_file=data.ssh_key,
-                                        ssh_extra_args=extra, timeout=300)
-    return _SSH[name]
+    return ssh_host(name)
 
 
 def secrets():

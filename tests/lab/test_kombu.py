@@ -8,7 +8,7 @@ import kombu
 import kombu.exceptions
 import kombu.simple
 import pytest
-from test_redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
+from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
 
 from bench.failover import FAILOVER_TIMEOUT
 from cluster import datatier

@@ -17,8 +17,7 @@ import ssl
 import time
 
 import pytest
-import testinfra
-from labkit import INVENTORY, PROJECT, run_pyinfra
+from labkit import INVENTORY, PROJECT, run_pyinfra, ssh_host
 
 from cluster import tls
 from cluster.model import build_cluster, load_inventory
@@ -36,7 +35,6 @@ HTTP_PORT, HTTPS_PORT, STATS_PORT = (
 )
 # Every address clients may use: the VIP and each lb host's own.
 FRONT_ADDRESSES = [VIP, *CLUSTER.addresses("lb")]
-_CACHE = {}
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +47,7 @@ def lb_deploy(request):
 
 
 def ssh(name):
-    """A testinfra host for inventory host `name`, with the inventory's key and known hosts."""
-    if name not in _CACHE:
-        data = INV.get_host(name).data
-        extra = (f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
-                 "-o StrictHostKeyChecking=yes -o ConnectTimeout=20")
-        _CACHE[name] = testinfra.get_host(f"ssh://{data.ssh_user}@{data.ssh_hostname}",
-                                          ssh_identity_file=data.ssh_key,
-                                          ssh_extra_args=extra, timeout=120)
-    return _CACHE[name]
+    return ssh_host(name)
 
 
 def secrets():

@@ -10,7 +10,7 @@ import uuid
 import pg8000.native
 import pytest
 from labkit import INVENTORY, PROJECT
-from test_redis_kit import (  # noqa: F401  (data_tier is a fixture)
+from redis_kit import (  # noqa: F401  (data_tier is a fixture)
     data_tier,
     lab_view,
     listening,

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import redis
 from redis.sentinel import Sentinel
-from test_redis_kit import (  # noqa: F401  (data_tier is a fixture)
+from redis_kit import (  # noqa: F401  (data_tier is a fixture)
     data_tier,
     lab_view,
     listening,

@@ -4,7 +4,7 @@ rejoins as a replica, and a re-run of the deploy changes nothing and keeps the n
 
 import pytest
 from labkit import run_pyinfra
-from test_redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
+from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
 
 from bench.failover import GOAL_SECONDS, drill
 

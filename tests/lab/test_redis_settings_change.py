@@ -5,7 +5,7 @@ old primary. Then back to the shipped value, and a re-run changes nothing."""
 
 import pytest
 from labkit import run_pyinfra
-from test_redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
+from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
 
 MIB = 1024 * 1024
 

@@ -10,8 +10,7 @@ with the common role deployed, and only the data tier is deployed, twice:
 import os
 
 import pytest
-import testinfra
-from labkit import INVENTORY, PROJECT, run_pyinfra
+from labkit import INVENTORY, PROJECT, run_pyinfra, ssh_host  # noqa: F401 (re-exported)
 
 LAB_EXTERNAL = os.environ.get("LAB_EXTERNAL") == "1"
 DATA_TIER_LIMIT = ("--limit", "redis", "--limit", "postgres")
@@ -38,25 +37,6 @@ def lab_view():
 
         _CACHE["lab"] = Lab(str(INVENTORY))
     return _CACHE["lab"]
-
-
-def ssh_host(name):
-    """A testinfra host for inventory host `name`, over SSH with its key and known hosts."""
-    if ("host", name) not in _CACHE:
-        from cluster.model import load_inventory
-
-        data = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data
-        extra = (
-            f"-o UserKnownHostsFile={data.ssh_known_hosts_file} "
-            "-o StrictHostKeyChecking=yes -o ConnectTimeout=20"
-        )
-        _CACHE["host", name] = testinfra.get_host(
-            f"ssh://{data.ssh_user}@{data.ssh_hostname}",
-            ssh_identity_file=data.ssh_key,
-            ssh_extra_args=extra,
-            timeout=120,
-        )
-    return _CACHE["host", name]
 
 
 def listening(host, port):
