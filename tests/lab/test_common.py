@@ -1,6 +1,7 @@
 """The common role on every host: reachable, applied, converged, and what it manages."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -85,8 +86,9 @@ def test_package_access_and_cluster_names(deployed, hosts, name):
     assert host.file("/etc/pip.conf").contains(f"proxy = {proxy}")
     for package in SETTINGS["base_packages"]:
         assert host.package(package).is_installed, package
+    etc_hosts = host.file("/etc/hosts").content_string
     for node in CLUSTER.nodes.values():
-        assert host.file("/etc/hosts").contains(rf"^{node.address}\s+{node.name}$")
+        assert re.search(rf"^{re.escape(node.address)}\s+{node.name}$", etc_hosts, re.M), node
 
 
 def test_pip_reaches_pypi_through_proxy_and_extra_ca(deployed, hosts):

@@ -17,16 +17,16 @@ BEFORE, DURING = 100, 200
 
 
 @pytest.fixture(scope="module")
-def lab(data_tier):
+def redis_lab(data_tier):
     view = lab_view()
     view.wait_healthy()
     return view
 
 
-def connection(lab):
+def connection(redis_lab):
     return kombu.Connection(
-        datatier.broker_url(lab.cluster, lab.secrets),
-        transport_options=datatier.broker_transport_options(lab.cluster, lab.secrets),
+        datatier.broker_url(redis_lab.cluster, redis_lab.secrets),
+        transport_options=datatier.broker_transport_options(redis_lab.cluster, redis_lab.secrets),
         connect_timeout=10,
     )
 
@@ -81,10 +81,10 @@ def consume(conn, name, count, timeout):
     return received
 
 
-def test_messages_survive_a_failover(lab):
+def test_messages_survive_a_failover(redis_lab):
     name = f"test-kombu-{uuid.uuid4().hex}"
-    old_primary = lab.wait_healthy()
-    publisher, consumer = connection(lab), connection(lab)
+    old_primary = redis_lab.wait_healthy()
+    publisher, consumer = connection(redis_lab), connection(redis_lab)
     try:
         queue = Publisher(publisher, name)
         sent = [{"n": n} for n in range(BEFORE + DURING)]
@@ -93,7 +93,7 @@ def test_messages_survive_a_failover(lab):
         received = consume(consumer, name, BEFORE // 2, timeout=60)
         assert len(received) == BEFORE // 2
 
-        lab.kill_redis_server(old_primary)
+        redis_lab.kill_redis_server(old_primary)
         started = time.monotonic()
         for payload in sent[BEFORE:]:
             queue.put(payload)
@@ -101,7 +101,7 @@ def test_messages_survive_a_failover(lab):
         publishing = time.monotonic() - started
         # The same consumer connection, then a fresh one: both find the new primary.
         received += consume(consumer, name, len(sent) - len(received), timeout=FAILOVER_TIMEOUT * 2)
-        fresh = connection(lab)
+        fresh = connection(redis_lab)
         try:
             received += consume(fresh, name, len(sent), timeout=3)  # anything left over
         finally:
@@ -109,8 +109,8 @@ def test_messages_survive_a_failover(lab):
     finally:
         publisher.release()
         consumer.release()
-        lab.start_redis_server(old_primary)
-    new_primary = lab.wait_healthy()
+        redis_lab.start_redis_server(old_primary)
+    new_primary = redis_lab.wait_healthy()
     assert new_primary != old_primary
     missing = [p["n"] for p in sent if p not in received]
     assert missing == [], f"lost {len(missing)} of {len(sent)} messages: {missing[:20]}"

@@ -25,7 +25,7 @@ CONFIG_DIR = "/etc/postgresql/15/main"
 
 
 @pytest.fixture(scope="module")
-def lab(data_tier):
+def redis_lab(data_tier):
     view = lab_view()
     if not view.cluster.groups["postgres"]:
         pytest.skip("the inventory has no postgres group (external database)")
@@ -33,8 +33,8 @@ def lab(data_tier):
 
 
 @pytest.fixture(scope="module")
-def db(lab):
-    return lab.cluster.groups["postgres"][0]
+def db(redis_lab):
+    return redis_lab.cluster.groups["postgres"][0]
 
 
 def _free_port():
@@ -75,13 +75,13 @@ def tunnel_from(name, target, port):
         process.wait(30)
 
 
-def connect(lab, host, port, password=None):
+def connect(redis_lab, host, port, password=None):
     return pg8000.native.Connection(
-        user=lab.cluster.database_user,
-        password=lab.secrets["postgres_password"] if password is None else password,
+        user=redis_lab.cluster.database_user,
+        password=redis_lab.secrets["postgres_password"] if password is None else password,
         host=host,
         port=port,
-        database=lab.cluster.database_name,
+        database=redis_lab.cluster.database_name,
         timeout=30,
         # The lab's PostgreSQL has no TLS; not even trying also keeps pg8000's channel-binding
         # check away from gevent's patched ssl module (pyinfra's CLI monkey-patches).
@@ -89,19 +89,19 @@ def connect(lab, host, port, password=None):
     )
 
 
-def test_service_running_and_enabled(lab, db):
+def test_service_running_and_enabled(redis_lab, db):
     host = ssh_host(db)
     assert host.service("postgresql@15-main").is_running
     assert host.service("postgresql").is_enabled
 
 
-def test_listening_on_the_cluster_address_only(lab, db):
-    assert listening(ssh_host(db), lab.cluster.database_port) == {
-        lab.cluster.node(db).address
+def test_listening_on_the_cluster_address_only(redis_lab, db):
+    assert listening(ssh_host(db), redis_lab.cluster.database_port) == {
+        redis_lab.cluster.node(db).address
     }
 
 
-def test_config_files_are_private(lab, db):
+def test_config_files_are_private(redis_lab, db):
     host = ssh_host(db)
     for path in (f"{CONFIG_DIR}/pg_hba.conf", f"{CONFIG_DIR}/conf.d/airflow-cluster.conf"):
         user, group, mode = owner_and_mode(host, path)
@@ -109,30 +109,30 @@ def test_config_files_are_private(lab, db):
         assert mode & ~0o640 == 0, f"{path} has mode {mode:o}"
 
 
-def test_settings_in_force(lab, db):
+def test_settings_in_force(redis_lab, db):
     host = ssh_host(db)
     settings = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(db).data.dict()
 
     def show(name):
         return host.check_output(f"su postgres -c \"psql -AtXq -c 'SHOW {name}'\"")
 
-    assert int(show("max_connections")) == datatier.postgres_max_connections(lab.cluster, settings)
+    assert int(show("max_connections")) == datatier.postgres_max_connections(redis_lab.cluster, settings)
     assert show("password_encryption") == "scram-sha-256"
     stored = host.check_output(
         "su postgres -c \"psql -AtXq -c \\\"SELECT rolpassword FROM pg_authid "
-        f"WHERE rolname = '{lab.cluster.database_user}'\\\"\""
+        f"WHERE rolname = '{redis_lab.cluster.database_user}'\\\"\""
     )
-    assert datatier.scram_verifier_matches(lab.secrets["postgres_password"], stored)
+    assert datatier.scram_verifier_matches(redis_lab.secrets["postgres_password"], stored)
 
 
-def test_airflow_role_connects_from_a_web_host(lab, db):
-    web = lab.cluster.groups["web"][0]
-    with tunnel_from(web, lab.cluster.database_host, lab.cluster.database_port) as port:
-        conn = connect(lab, "127.0.0.1", port)
+def test_airflow_role_connects_from_a_web_host(redis_lab, db):
+    web = redis_lab.cluster.groups["web"][0]
+    with tunnel_from(web, redis_lab.cluster.database_host, redis_lab.cluster.database_port) as port:
+        conn = connect(redis_lab, "127.0.0.1", port)
         try:
             [[user, address]] = conn.run("SELECT current_user, host(inet_client_addr())")
-            assert user == lab.cluster.database_user
-            assert address == lab.cluster.node(web).address
+            assert user == redis_lab.cluster.database_user
+            assert address == redis_lab.cluster.node(web).address
             # It owns its database: it can create the tables `airflow db migrate` creates.
             table = f"t_{uuid.uuid4().hex}"
             conn.run(f"CREATE TABLE {table} (id int)")
@@ -141,15 +141,15 @@ def test_airflow_role_connects_from_a_web_host(lab, db):
         finally:
             conn.close()
         with pytest.raises(pg8000.native.DatabaseError, match="password authentication failed"):
-            connect(lab, "127.0.0.1", port, password="not-the-password")
+            connect(redis_lab, "127.0.0.1", port, password="not-the-password")
 
 
-def test_hosts_outside_the_list_are_refused(lab, db):
+def test_hosts_outside_the_list_are_refused(redis_lab, db):
     # This machine (the lab bridge's address) is no cluster host at all.
     with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
-        connect(lab, lab.cluster.database_host, lab.cluster.database_port)
+        connect(redis_lab, redis_lab.cluster.database_host, redis_lab.cluster.database_port)
     # A cluster host that runs no Airflow process (a load balancer) is not a client either.
-    lb = lab.cluster.groups["lb"][0]
-    with tunnel_from(lb, lab.cluster.database_host, lab.cluster.database_port) as port:
+    lb = redis_lab.cluster.groups["lb"][0]
+    with tunnel_from(lb, redis_lab.cluster.database_host, redis_lab.cluster.database_port) as port:
         with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
-            connect(lab, "127.0.0.1", port)
+            connect(redis_lab, "127.0.0.1", port)

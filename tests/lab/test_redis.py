@@ -23,7 +23,7 @@ OWNED_FILES = ("/etc/redis/airflow-cluster/redis.conf", "/etc/redis/airflow-clus
 
 
 @pytest.fixture(scope="module")
-def lab(data_tier):
+def redis_lab(data_tier):
     view = lab_view()
     view.wait_healthy()
     return view
@@ -36,7 +36,7 @@ def test_rerun_changes_nothing(data_tier):
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_services_running_and_enabled(lab, name):
+def test_services_running_and_enabled(redis_lab, name):
     host = ssh_host(name)
     for service in ("redis-server", "redis-sentinel"):
         assert host.service(service).is_running, service
@@ -44,15 +44,15 @@ def test_services_running_and_enabled(lab, name):
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_listening_on_cluster_address_and_localhost_only(lab, name):
+def test_listening_on_cluster_address_and_localhost_only(redis_lab, name):
     host = ssh_host(name)
-    address = lab.cluster.node(name).address
-    for port in (lab.cluster.settings["redis_port"], lab.cluster.settings["sentinel_port"]):
+    address = redis_lab.cluster.node(name).address
+    for port in (redis_lab.cluster.settings["redis_port"], redis_lab.cluster.settings["sentinel_port"]):
         assert listening(host, port) == {address, "127.0.0.1"}, port
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_config_files_are_private(lab, name):
+def test_config_files_are_private(redis_lab, name):
     host = ssh_host(name)
     for path in RUNTIME_FILES + OWNED_FILES:
         user, group, mode = owner_and_mode(host, path)
@@ -63,7 +63,7 @@ def test_config_files_are_private(lab, name):
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_runtime_files_include_the_deploy_owned_ones(lab, name):
+def test_runtime_files_include_the_deploy_owned_ones(redis_lab, name):
     host = ssh_host(name)
     for runtime, owned in zip(RUNTIME_FILES, OWNED_FILES):
         lines = host.file(runtime).content_string.splitlines()
@@ -73,9 +73,9 @@ def test_runtime_files_include_the_deploy_owned_ones(lab, name):
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_unauthenticated_commands_are_refused(lab, name):
-    address = lab.cluster.node(name).address
-    for port in (lab.cluster.settings["redis_port"], lab.cluster.settings["sentinel_port"]):
+def test_unauthenticated_commands_are_refused(redis_lab, name):
+    address = redis_lab.cluster.node(name).address
+    for port in (redis_lab.cluster.settings["redis_port"], redis_lab.cluster.settings["sentinel_port"]):
         anonymous = redis.Redis(host=address, port=port, socket_timeout=10)
         with pytest.raises(redis.AuthenticationError):
             anonymous.ping()
@@ -88,64 +88,64 @@ def test_unauthenticated_commands_are_refused(lab, name):
 
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
-def test_settings_in_force(lab, name):
-    server = lab.server(lab.cluster.node(name).address)
+def test_settings_in_force(redis_lab, name):
+    server = redis_lab.server(redis_lab.cluster.node(name).address)
     config = server.config_get("*")
     assert config["maxmemory-policy"] == "noeviction"
     assert config["appendonly"] == "yes"
     assert config["protected-mode"] == "yes"
     assert int(config["maxmemory"]) == 256 * 1024 * 1024
-    assert config["bind"] == f"{lab.cluster.node(name).address} 127.0.0.1"
-    assert config["masterauth"] == lab.password
+    assert config["bind"] == f"{redis_lab.cluster.node(name).address} 127.0.0.1"
+    assert config["masterauth"] == redis_lab.password
 
 
-def test_sentinels_agree_on_one_primary_and_two_replicas_in_sync(lab):
-    settings = lab.inventory.get_host("redis1").data.dict()
-    primary = lab.wait_healthy()
-    replicas = sorted(set(lab.names) - {primary})
-    for address in lab.names:
-        client = lab.sentinel_client(address)
-        view = client.sentinel_master(lab.master)
-        assert (view["ip"], int(view["port"])) == (primary, lab.redis_port)
-        assert view["quorum"] == datatier.sentinel_quorum(lab.cluster) == 2
+def test_sentinels_agree_on_one_primary_and_two_replicas_in_sync(redis_lab):
+    settings = redis_lab.inventory.get_host("redis1").data.dict()
+    primary = redis_lab.wait_healthy()
+    replicas = sorted(set(redis_lab.names) - {primary})
+    for address in redis_lab.names:
+        client = redis_lab.sentinel_client(address)
+        view = client.sentinel_master(redis_lab.master)
+        assert (view["ip"], int(view["port"])) == (primary, redis_lab.redis_port)
+        assert view["quorum"] == datatier.sentinel_quorum(redis_lab.cluster) == 2
         assert int(view["down-after-milliseconds"]) == settings["sentinel_down_after_ms"]
         assert int(view["failover-timeout"]) == settings["sentinel_failover_timeout_ms"]
         assert int(view["parallel-syncs"]) == settings["sentinel_parallel_syncs"]
         assert int(view["num-other-sentinels"]) == 2
-        known = client.sentinel_slaves(lab.master)
+        known = client.sentinel_slaves(redis_lab.master)
         assert sorted(r["ip"] for r in known) == replicas
         assert all(r["is_slave"] and not r["is_sdown"] for r in known)
     # In sync: a write is on both replicas within the timeout, and their offsets catch up.
     key = f"test:sync:{uuid.uuid4().hex}"
-    writer = lab.server(primary)
+    writer = redis_lab.server(primary)
     writer.set(key, "1")
     assert writer.execute_command("WAIT", 2, 10000) == 2
     offset = int(writer.info("replication")["master_repl_offset"])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        offsets = [int(lab.server(r).info("replication")["slave_repl_offset"]) for r in replicas]
+        offsets = [int(redis_lab.server(r).info("replication")["slave_repl_offset"]) for r in replicas]
         if min(offsets) >= offset:
             break
         time.sleep(0.5)
     assert min(offsets) >= offset, (offsets, offset)
     for address in replicas:
-        assert lab.server(address).get(key) == "1"
+        assert redis_lab.server(address).get(key) == "1"
         with pytest.raises(redis.ReadOnlyError):
-            lab.server(address).set(key, "2")
+            redis_lab.server(address).set(key, "2")
     writer.delete(key)
 
 
-def test_broker_url_reaches_the_primary(lab):
+def test_broker_url_reaches_the_primary(redis_lab):
     """The model's broker URL and transport options name sentinels that answer."""
-    url = datatier.broker_url(lab.cluster, lab.secrets)
-    options = datatier.broker_transport_options(lab.cluster, lab.secrets)
+    url = datatier.broker_url(redis_lab.cluster, redis_lab.secrets)
+    options = datatier.broker_transport_options(redis_lab.cluster, redis_lab.secrets)
     hosts = [part.split("@", 1)[1] for part in url.split(";")]
     sentinel = Sentinel(
         [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts],
         sentinel_kwargs={**options["sentinel_kwargs"], "socket_timeout": 10},
-        password=lab.password,
+        password=redis_lab.password,
         socket_timeout=10,
     )
-    assert sentinel.discover_master(options["master_name"])[0] == lab.primary()
+    assert sentinel.discover_master(options["master_name"])[0] == redis_lab.primary()
     assert sentinel.master_for(options["master_name"]).ping()
 

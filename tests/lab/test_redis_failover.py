@@ -10,15 +10,15 @@ from bench.failover import GOAL_SECONDS, drill
 
 
 @pytest.fixture(scope="module")
-def lab(data_tier):
+def redis_lab(data_tier):
     view = lab_view()
     view.wait_healthy()
     return view
 
 
 @pytest.fixture(scope="module")
-def result(lab):
-    outcome = drill(lab)
+def result(redis_lab):
+    outcome = drill(redis_lab)
     print(f"\nfailover drill: {outcome.line()}")
     return outcome
 
@@ -45,11 +45,11 @@ def test_old_primary_rejoins_as_replica(result):
     assert result.rejoined_as_replica, result.line()
 
 
-def test_deploy_rerun_keeps_the_new_primary(lab, result):
+def test_deploy_rerun_keeps_the_new_primary(redis_lab, result):
     run = run_pyinfra("--limit", "redis")
     assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
     assert run.totals.get("success", 0) == 0, run.changed_operations()
-    assert lab.wait_healthy() == result.new_primary
-    for address in lab.names:
-        view = lab.sentinel_client(address).sentinel_master(lab.master)
+    assert redis_lab.wait_healthy() == result.new_primary
+    for address in redis_lab.names:
+        view = redis_lab.sentinel_client(address).sentinel_master(redis_lab.master)
         assert view["ip"] == result.new_primary
