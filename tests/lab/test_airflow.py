@@ -159,7 +159,14 @@ def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
 def test_units_pass_systemd_analyze_verify_on_the_host(airflow_deploy, name):
     done = ssh(name).run("systemd-analyze verify " + " ".join(expected_units(name)))
-    assert done.rc == 0 and (done.stdout + done.stderr).strip() == "", done.stdout + done.stderr
+    # sshd's PAM may greet a login with a pam_nologin banner while a unit is still starting:
+    # that is the SSH session talking, not systemd-analyze.
+    said = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.strip() and "pam_nologin" not in line
+    ]
+    assert done.rc == 0 and said == [], done.stdout + done.stderr
 
 
 def test_workers_stop_warmly_and_run_sandboxed(airflow_deploy):
