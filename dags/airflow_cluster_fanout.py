@@ -8,6 +8,7 @@ the lab tests do, and check that tasks ran on every worker host.
 import socket
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
@@ -41,6 +42,9 @@ def summary(hostnames: list[str]) -> dict[str, int]:
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["airflow-cluster", "example"],
+    # A task that loses its worker or its Execution API call (a restart, a failover) is
+    # run again rather than failing the run, as in any production DAG.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=5)},
 )
 def airflow_cluster_fanout():
     summary([work.override(task_id=f"work_{index:02d}")(index) for index in range(WIDTH)])

@@ -379,8 +379,12 @@ def test_stopping_a_worker_lets_its_running_tasks_finish(api, fanout_run):
     finally:
         started = ssh(worker).run("systemctl start airflow-worker@1.service")
         assert started.rc == 0, started.stderr
-    states = {ti["task_id"]: ti["state"] for ti in task_instances(api, FANOUT, run_id)}
+    tis = {ti["task_id"]: ti for ti in task_instances(api, FANOUT, run_id)}
+    states = {task: ti["state"] for task, ti in tis.items()}
     assert {states[task] for task in interrupted} == {"success"}, states
+    # Finished by the stopped worker on their first try: a killed task would have been
+    # retried (the DAG allows retries), which is not a warm shutdown.
+    assert {(tis[t]["try_number"], tis[t]["hostname"]) for t in interrupted} == {(1, worker)}, tis
     assert final["state"] == "success", states
 
 
