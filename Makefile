@@ -10,7 +10,7 @@ AIRFLOW_LOCK := files/airflow/requirements-$(shell sed -n 's/^airflow_version = 
 export AIRFLOW_VENV
 # Debian packages the control machine needs: the lab (nspawn, debootstrap) and the config
 # validators the unit tests run (haproxy -c, systemd-analyze, redis).
-SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl
+SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin
 
 .PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean
 

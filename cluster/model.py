@@ -8,25 +8,32 @@ raises ClusterConfigError, with one line naming the problem, before any connecti
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from pyinfra.api.inventory import Inventory
 
-from .database_url import parse_database_url
+from .broker import Broker, build_broker
+from .database import Database, build_database
 from .errors import ClusterConfigError
 from .loader import load_inventory
+from .net import url_host
+from .paths import PROJECT_DIR, project_path
+from .role_checks import check_role_settings
 from .settings import check_setting, cluster_wide_names
+from .tls import TlsSettings, tls_settings
 
 __all__ = ["Cluster", "ClusterConfigError", "Node", "build_cluster", "load_inventory"]
 
-# Inventory groups that decide what runs where (see DESIGN.md).
+# Inventory groups that decide what runs where (docs/architecture.md).
 ROLE_GROUPS = ("redis", "postgres", "web", "scheduler", "worker", "lb")
 REQUIRED_GROUPS = ("redis", "web", "scheduler", "worker", "lb")
 # Settings the model itself reads; group_data/all.py ships a default for each.
-REQUIRED_SETTINGS = ("secrets_file", "no_proxy", "api_port", "lb_https_port")
-# Until group_data/all.py defines them (postgres group only).
-DEFAULT_DATABASE = {"postgres_database": "airflow", "postgres_user": "airflow"}
+REQUIRED_SETTINGS = (
+    "secrets_file", "no_proxy", "api_port", "lb_https_port", "redis_port", "sentinel_port",
+    "redis_master_name", "postgres_port", "postgres_database", "postgres_user",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class Node:
 
 @dataclass(frozen=True)
 class Cluster:
+    """Every value a host needs to know about the others, computed once from the inventory.
+    Templates and tasks print these values; none of them is computed a second time."""
+
     nodes: Mapping[str, Node]
     # Every role group -> its host names in inventory order (empty tuple when absent).
     groups: Mapping[str, tuple[str, ...]]
@@ -48,14 +58,22 @@ class Cluster:
     settings: Mapping[str, Any]
     # The address keepalived moves between the two lb hosts (None with one lb host).
     lb_vip: str | None
-    # Address of the `postgres` host; None when the database is external.
-    postgres_address: str | None
-    database_host: str
-    database_port: int
-    database_name: str
-    database_user: str
-    # Extra libpq parameters from external_database_url, e.g. "sslmode=require".
-    database_options: str
+    # Where clients reach the cluster: the VIP, or the single lb host's address.
+    public_host: str
+    # https://<public host>[:<lb_https_port>]
+    public_url: str
+    # Where workers reach the Execution API: through the load balancer.
+    execution_api_url: str
+    # HAProxy's backends: (name, address, api_port) of every web host.
+    api_backends: tuple[tuple[str, str, int], ...]
+    # Proxy exceptions: the configured ones, then every cluster address and the VIP.
+    no_proxy: tuple[str, ...]
+    # The Celery broker: Redis servers and sentinels, quorum, master name.
+    broker: Broker
+    # The metadata database: where it is, pg_hba entries, max_connections.
+    database: Database
+    # The load balancer's certificate: which files (generated or the user's), which names.
+    tls: TlsSettings
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -63,44 +81,10 @@ class Cluster:
     def addresses(self, group: str) -> tuple[str, ...]:
         return tuple(self.nodes[name].address for name in self.groups[group])
 
-    @property
-    def redis_quorum(self) -> int:
-        """Sentinels that must agree a primary is down: a majority of the redis group."""
-        return len(self.groups["redis"]) // 2 + 1
 
-    @property
-    def api_backends(self) -> list[tuple[str, str, int]]:
-        port = self.settings["api_port"]
-        return [(name, self.nodes[name].address, port) for name in self.groups["web"]]
-
-    @property
-    def public_host(self) -> str:
-        return self.lb_vip or self.addresses("lb")[0]
-
-    @property
-    def public_url(self) -> str:
-        host = self.public_host
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-        port = self.settings["lb_https_port"]
-        return f"https://{host}" if port == 443 else f"https://{host}:{port}"
-
-    @property
-    def execution_api_url(self) -> str:
-        """Where workers reach the Execution API: through the load balancer."""
-        return self.public_url + "/execution/"
-
-    @property
-    def no_proxy(self) -> tuple[str, ...]:
-        """Proxy exceptions: the configured ones, then every cluster address and the VIP."""
-        names = [*self.settings["no_proxy"], *(n.address for n in self.nodes.values())]
-        if self.lb_vip:
-            names.append(self.lb_vip)
-        return tuple(dict.fromkeys(names))
-
-
-def build_cluster(inventory: Inventory) -> Cluster:
-    """The validated model of `inventory` (a pure function of it)."""
+def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
+    """The validated model of `inventory` (a pure function of it and the project dir, which
+    relative paths in settings are taken from)."""
     _check_group_names(inventory)
     _check_settings(inventory)
     _check_cluster_wide_settings(inventory)
@@ -113,16 +97,46 @@ def build_cluster(inventory: Inventory) -> Cluster:
     for name in REQUIRED_SETTINGS:
         if name not in settings:
             raise ClusterConfigError(f"setting {name!r} is not set: define it in group_data/all.py")
+    role_settings = {g: {n: inventory.get_host(n).data.dict() for n in groups[g]} for g in groups}
+    check_role_settings(role_settings)
+
+    def addresses_of(group):
+        return tuple(nodes[name].address for name in groups[group])
 
     lb_vip = _lb_vip(settings.get("lb_vip"), groups["lb"], nodes)
-    database = _database(settings, groups["postgres"], nodes)
+    public_host = lb_vip or addresses_of("lb")[0]
+    https_port = settings["lb_https_port"]
+    public_url = f"https://{url_host(public_host)}" + ("" if https_port == 443 else f":{https_port}")
+    postgres_settings = next(iter(role_settings["postgres"].values()), None)
+    project = Path(project_dir or PROJECT_DIR)
     return Cluster(
         nodes=MappingProxyType(nodes),
         groups=MappingProxyType(groups),
         settings=MappingProxyType(settings),
         lb_vip=lb_vip,
-        **database,
+        public_host=public_host,
+        public_url=public_url,
+        execution_api_url=public_url + "/execution/",
+        api_backends=tuple((n, nodes[n].address, settings["api_port"]) for n in groups["web"]),
+        no_proxy=_no_proxy(settings["no_proxy"], nodes, lb_vip),
+        broker=build_broker(settings, addresses_of("redis")),
+        database=build_database(settings, groups, addresses_of, postgres_settings),
+        tls=tls_settings(
+            role_settings["lb"],
+            lb_addresses=addresses_of("lb"),
+            lb_vip=lb_vip,
+            public_host=public_host,
+            directory=project_path(settings["secrets_file"], project).parent / "tls",
+            project_dir=project,
+        ),
     )
+
+
+def _no_proxy(configured, nodes, lb_vip) -> tuple[str, ...]:
+    names = [*configured, *(n.address for n in nodes.values())]
+    if lb_vip:
+        names.append(lb_vip)
+    return tuple(dict.fromkeys(names))
 
 
 def _data_sources(inventory: Inventory):
@@ -237,42 +251,3 @@ def _lb_vip(vip: str | None, lb_hosts: tuple[str, ...], nodes: dict[str, Node]) 
                 f"lb_vip {vip} is the address of host {node.name!r}: the VIP must be a free address"
             )
     return vip
-
-
-def _database(settings: Mapping[str, Any], postgres_hosts, nodes) -> dict[str, Any]:
-    url = settings.get("external_database_url")
-    if postgres_hosts and url:
-        raise ClusterConfigError(
-            f"both a 'postgres' group ({postgres_hosts[0]}) and external_database_url are set: "
-            "keep one"
-        )
-    if postgres_hosts:
-        if "postgres_port" not in settings:
-            raise ClusterConfigError(
-                "setting 'postgres_port' is not set: define it in group_data/all.py"
-            )
-        address = nodes[postgres_hosts[0]].address
-        return dict(
-            postgres_address=address,
-            database_host=address,
-            database_port=settings["postgres_port"],
-            database_name=settings.get("postgres_database", DEFAULT_DATABASE["postgres_database"]),
-            database_user=settings.get("postgres_user", DEFAULT_DATABASE["postgres_user"]),
-            database_options="",
-        )
-    if not url:
-        raise ClusterConfigError(
-            "no database: add a 'postgres' group to the inventory or set external_database_url"
-        )
-    try:
-        parsed = parse_database_url(url)
-    except ValueError as e:  # already checked with the settings; kept for direct callers
-        raise ClusterConfigError(f"setting 'external_database_url': {e}") from None
-    return dict(
-        postgres_address=None,
-        database_host=parsed.host,
-        database_port=parsed.port,
-        database_name=parsed.name,
-        database_user=parsed.user,
-        database_options=parsed.query,
-    )

@@ -15,7 +15,6 @@ import re
 import secrets
 import stat
 import tempfile
-import threading
 from pathlib import Path
 
 from .errors import SecretsError
@@ -46,12 +45,11 @@ _GENERATORS = {
 }
 SECRET_NAMES = tuple(_GENERATORS)
 
-# pyinfra loads deploy.py once per host in greenlets of one process: a greenlet blocked in
-# flock() would block them all, so they queue on this lock first (cooperative once pyinfra_cli
-# has applied gevent's monkey-patching, as it has before deploy.py runs).
-_IN_PROCESS = threading.Lock()
-
 _FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")
+# Secrets the HAProxy (single-quoted) and keepalived (unquoted) configs carry: no quote,
+# backslash, comment or brace characters.
+_CONFIG_SAFE = re.compile(r"^[A-Za-z0-9._~+=/@%^*(),:;?-]+$")
+_IN_LB_CONFIGS = ("stats_password", "vrrp_password")
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -62,7 +60,7 @@ def load_or_create(path, project_dir=None) -> dict[str, str]:
     # exist_ok: a concurrent run may create it first; an existing dir keeps its mode.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Two runs starting together must not each generate, and keep, different secrets.
-    with _IN_PROCESS, _locked(path):
+    with _locked(path):
         stored = _read(path) if path.exists() else {}
         missing = [name for name in SECRET_NAMES if name not in stored]
         if missing:
@@ -148,6 +146,11 @@ def _problem(name: str, value) -> str | None:
         return f"{name!r} contains whitespace or control characters"
     if name == "fernet_key" and not _FERNET_KEY.match(value):
         return "'fernet_key' is not a Fernet key (url-safe base64 of 32 bytes, 44 characters)"
+    if name in _IN_LB_CONFIGS and not _CONFIG_SAFE.match(value):
+        return (
+            f"secret {name!r} holds a character the HAProxy/keepalived configs cannot "
+            "carry (quotes, backslash, #, !, braces): choose another in the secrets file"
+        )
     if name == "vrrp_password" and len(value) > VRRP_PASSWORD_MAX:
         return (
             f"'vrrp_password' has {len(value)} characters: "

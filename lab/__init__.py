@@ -7,8 +7,8 @@ Every host of the inventory becomes a systemd-nspawn container booted with real 
 sshd, on a bridge (`alab0`, the .1 of the inventory's /24) with the host's static
 `ssh_hostname` address. Containers run on a shared Debian 12 base image plus a fresh overlay
 upper directory per boot, so every `up` from stopped starts clean. The hosts have no route
-out: they reach apt and PyPI only through the lab's allow-listing proxy on the bridge
-address, port 3128 (`lab.proxy`).
+out: they reach apt and PyPI only through the lab's allow-listing proxy (tinyproxy) on the
+bridge address, port 3128 (`lab.tinyproxy`).
 
 State lives in /var/lib/airflow-lab (env LAB_DIR overrides): the base image, the lab SSH key,
 known_hosts, per-host upper dirs, console logs and pid files.

@@ -20,7 +20,7 @@ from lab.errors import LabError
 from lab.inventory import LabHost, bridge_address, lab_subnet, load_hosts
 from lab.mounts import unmount_all_under
 from lab.paths import BRIDGE, DEFAULT_INVENTORY, PROXY_PORT, LabPaths
-from lab.proxy_daemon import proxy_state, start_proxy, stop_proxy
+from lab.tinyproxy import proxy_state, start_proxy, stop_proxy
 
 DEFAULT_BOOT_TIMEOUT = 300
 
@@ -53,7 +53,7 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
         uris = image.apt_source_uris()
         image.ensure_base(paths.base, paths.base_partial, paths.debootstrap_log, uris, log)
         network.create_bridge(BRIDGE, gateway, subnet)
-        start_proxy(paths, gateway, PROXY_PORT, image.allowed_hosts(uris))
+        start_proxy(paths, gateway, PROXY_PORT, str(subnet), image.allowed_hosts(uris))
 
         lab_key = sshkeys.public_key(paths.ssh_key)
         local_cas = certs.local_cas()

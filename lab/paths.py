@@ -53,6 +53,14 @@ class LabPaths:
         return self.root / "proxy.log"
 
     @property
+    def proxy_config(self) -> Path:
+        return self.root / "tinyproxy.conf"
+
+    @property
+    def proxy_filter(self) -> Path:
+        return self.root / "tinyproxy.filter"
+
+    @property
     def hosts_dir(self) -> Path:
         return self.root / "hosts"
 

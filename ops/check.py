@@ -38,12 +38,11 @@ def summary(cluster: Cluster, inventory: Path, secrets_path: Path, missing) -> s
 
     settings = cluster.settings
     redis = len(cluster.groups["redis"])
-    lines.append(_row("Redis quorum", f"{cluster.redis_quorum} of {redis} sentinels "
-                      f"(ports {settings.get('redis_port')}, {settings.get('sentinel_port')})"))
-    where = (f"postgres group: {cluster.groups['postgres'][0]}" if cluster.postgres_address
-             else "external")
-    lines.append(_row("Database", f"{cluster.database_user}@{cluster.database_host}:"
-                      f"{cluster.database_port}/{cluster.database_name} ({where})"))
+    lines.append(_row("Redis quorum", f"{cluster.broker.quorum} of {redis} sentinels "
+                      f"(ports {settings['redis_port']}, {settings['sentinel_port']})"))
+    db = cluster.database
+    where = f"postgres group: {cluster.groups['postgres'][0]}" if db.postgres_address else "external"
+    lines.append(_row("Database", f"{db.user}@{db.host}:{db.port}/{db.name} ({where})"))
     lines.append(_row("API backends", ", ".join(
         f"{name} {address}:{port}" for name, address, port in cluster.api_backends)))
     vip = (f"{cluster.lb_vip} (keepalived on {', '.join(cluster.groups['lb'])})"

@@ -23,4 +23,4 @@ class OpsContext:
     def load(self, given: Path | None) -> tuple[Inventory, Cluster]:
         """The inventory and its validated model, offline (ClusterConfigError if invalid)."""
         inventory = load_inventory(self.inventory_path(given), project_dir=self.project_dir)
-        return inventory, build_cluster(inventory)
+        return inventory, build_cluster(inventory, self.project_dir)

@@ -1,6 +1,11 @@
 """The metadata database as the deploy sees it: a fact asking one Airflow host whether
-migrations are pending and what the admin user's password hash is, and the werkzeug password
-hashes FAB stores (made and checked here, so the admin password never reaches a host).
+migrations are pending and what the admin user's password hash is, and the two operations
+that act on the answer (the hash itself is made and checked on the control machine:
+cluster/passwords.py).
+
+The operations sit in every Airflow host's sequence, so pyinfra's ordering keeps every
+service (re)start after them, but only the host named `on` asks and acts: one database
+check and at most one migration per run.
 
 The fact runs the helper `airflow-cluster-db status` (templates/usr/local/sbin/), which
 never fails: before Airflow is installed or while the database is unreachable it answers
@@ -8,12 +13,14 @@ never fails: before Airflow is installed or while the database is unreachable it
 """
 
 import hashlib
-import hmac
 import json
-import secrets as _random
-import string
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, MaskString, QuoteString, StringCommand, operation
+
+from cluster.passwords import make_password_hash, password_hash_matches
 
 HELPER = "/usr/local/sbin/airflow-cluster-db"
 STATUS_MARKER = "AIRFLOW-CLUSTER-DB-STATUS "
@@ -47,38 +54,37 @@ def conn_sha256(sql_alchemy_conn: str) -> str:
     return hashlib.sha256(sql_alchemy_conn.encode()).hexdigest()
 
 
-# --- werkzeug password hashes (what FAB stores in ab_user.password) -------------------------
-
-_SALT_CHARS = string.ascii_letters + string.digits
-
-
-def _derive(method: str, salt: str, password: str) -> str:
-    name, *args = method.split(":")
-    if name == "scrypt":
-        n, r, p = (int(a) for a in args) if args else (2**15, 8, 1)
-        return hashlib.scrypt(
-            password.encode(), salt=salt.encode(), n=n, r=r, p=p, maxmem=132 * n * r * p
-        ).hex()
-    if name == "pbkdf2":
-        hash_name = args[0] if args else "sha256"
-        iterations = int(args[1]) if len(args) > 1 else 1_000_000
-        return hashlib.pbkdf2_hmac(hash_name, password.encode(), salt.encode(), iterations).hex()
-    raise ValueError(f"unsupported password hash method {name!r}")
+@operation()
+def migrated(on: str, python: str, admin_user: str, conn: str, reinstalled: bool):
+    """`airflow db migrate` on host `on` when Airflow was just (re)installed, the configured
+    database URL (`conn`) is not the one the database was last checked with, or migrations
+    are pending."""
+    if host.name != on:
+        host.noop(f"{on} checks the database")
+        return
+    status = host.get_fact(AirflowDbStatus, python=python, admin_user=admin_user)
+    if reinstalled or status["db"] != "current" or status["conn_sha256"] != conn_sha256(conn):
+        yield StringCommand(HELPER, "migrate")
+    else:
+        host.noop("no migration pending")
 
 
-def make_password_hash(password: str) -> str:
-    """A werkzeug `scrypt:32768:8:1$<salt>$<hex>` hash, as FAB's generate_password_hash makes."""
-    salt = "".join(_random.choice(_SALT_CHARS) for _ in range(16))
-    return f"scrypt:32768:8:1${salt}${_derive('scrypt:32768:8:1', salt, password)}"
-
-
-def password_hash_matches(password: str, stored: str | None) -> bool:
-    """Whether `stored` (werkzeug format, scrypt or pbkdf2) was made from `password`."""
-    if not stored or stored.count("$") != 2:
-        return False
-    method, salt, digest = stored.split("$")
-    try:
-        expected = _derive(method, salt, password)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(expected, digest)
+@operation()
+def admin_user(on: str, python: str, user: str, email: str, password: str):
+    """The FAB admin `user` exists (created once) with `password`, set as a hash made here
+    only when the stored hash was not made from it."""
+    if host.name != on:
+        host.noop(f"{on} checks the admin user")
+        return
+    status = host.get_fact(AirflowDbStatus, python=python, admin_user=user)
+    if password_hash_matches(password, status["admin_password_hash"]):
+        host.noop(f"admin user {user!r} has the secrets file's password")
+        return
+    yield StringCommand(
+        HELPER,
+        "set-admin",
+        QuoteString(user),
+        QuoteString(email),
+        # A hash made here: the password itself never reaches the host.
+        MaskString(shlex.quote(make_password_hash(password))),
+    )

@@ -15,14 +15,14 @@ CA_DIR = "/usr/local/share/ca-certificates"
 
 
 @deploy("Common")
-def apply(cluster, secrets):
-    tvars = template_vars(cluster, secrets)
+def apply(run):
+    tvars = template_vars(run)
     settings = tvars["settings"]
     _package_access(settings, tvars)
     _base_packages(settings)
     _extra_ca_certs(settings)
     _kernel_settings(settings, tvars)
-    _cluster_hosts(cluster)
+    _cluster_hosts(run.cluster)
     _airflow_user(settings)
 
 

@@ -8,11 +8,12 @@ def host_settings():
     return host.data.dict()
 
 
-def template_vars(cluster, secrets):
-    """The four names every template may use (see tasks/__init__.py)."""
+def template_vars(run):
+    """The names every template may use (see tasks/__init__.py)."""
     return {
-        "cluster": cluster,
-        "node": cluster.node(host.name),
+        "cluster": run.cluster,
+        "node": run.cluster.node(host.name),
         "settings": host_settings(),
-        "secrets": secrets,
+        "secrets": run.secrets,
+        "connections": run.connections,
     }

@@ -1,8 +1,8 @@
 """The load balancer on the `lb` hosts: HAProxy in front of every API server, and with two
 lb hosts keepalived holding `lb_vip`.
 
-- HAProxy: HTTPS on lb_https_port with the certificate of cluster/tls.py (the user's, or
-  one signed by the CA generated on the control machine), HTTP on lb_http_port redirecting
+- HAProxy: HTTPS on lb_https_port with the certificate the run prepared (cluster/tls.py: the
+  user's, or one signed by the CA generated on the control machine), HTTP on lb_http_port redirecting
   to it, backends = every `web` host checked with GET /api/v2/version, retries and
   redispatch, a read-only stats page on lb_stats_port behind `stats_password`.
 - Every config file is installed only when its content differs, and validated on the host
@@ -16,10 +16,9 @@ lb hosts keepalived holding `lb_vip`.
 
 import hashlib
 import io
-import re
 import shlex
 
-from pyinfra import host, inventory
+from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
@@ -28,7 +27,6 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from cluster import tls
 from cluster.errors import ClusterConfigError
 from cluster.paths import PROJECT_DIR
 from tasks.context import template_vars
@@ -47,52 +45,21 @@ SCRIPT_USER = "keepalived_script"
 KEEPALIVED_CHECK = (
     'out=$(keepalived -t -f {path} 2>&1); [ -z "$out" ] || {{ echo "$out" >&2; false; }}'
 )
-# Settings both lb hosts must agree on, or VRRP breaks.
-SHARED_VRRP_SETTINGS = ("lb_vrrp_router_id",)
-
-# Characters a secret may hold to sit in the configs unquoted (keepalived) or in single
-# quotes (HAProxy): no quote, backslash, comment or brace characters.
-_SAFE_SECRET = re.compile(r"^[A-Za-z0-9._~+=/@%^*(),:;?-]+$")
-_STATS_USER = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 @deploy("Load balancer")
-def apply(cluster, secrets):
-    check_secrets(secrets)
-    check_shared_settings(cluster, inventory)
-    tvars = template_vars(cluster, secrets)
+def apply(run):
+    tvars = template_vars(run)
     settings = tvars["settings"]
-    if not _STATS_USER.match(settings["lb_stats_user"]):
-        raise ClusterConfigError("lb_stats_user: letters, digits, '.', '_' or '-' only")
-    use_keepalived = cluster.lb_vip is not None
+    use_keepalived = run.cluster.lb_vip is not None
     _packages(use_keepalived)
-    tls_files = tls.ensure_tls(cluster)
-    haproxy_changes = _haproxy(tvars, tls_files)
+    haproxy_changes = _haproxy(tvars, run.tls)
     _haproxy_service(haproxy_changes)
     if use_keepalived:
-        settings["lb_vrrp_interface"] = vrrp_interface(settings, cluster.node(host.name).address)
+        settings["lb_vrrp_interface"] = vrrp_interface(settings, run.cluster.node(host.name).address)
         _keepalived(tvars)
     else:
         _no_keepalived()
-
-
-def check_secrets(secrets):
-    for name in ("stats_password", "vrrp_password"):
-        if not _SAFE_SECRET.match(secrets[name]):
-            raise ClusterConfigError(
-                f"secret {name!r} holds a character the HAProxy/keepalived configs cannot "
-                "carry (quotes, backslash, #, !, braces): choose another in the secrets file"
-            )
-
-
-def check_shared_settings(cluster, inventory):
-    lb_hosts = [inventory.get_host(name) for name in cluster.groups["lb"]]
-    for name in SHARED_VRRP_SETTINGS:
-        values = {h.name: h.data.get(name) for h in lb_hosts}
-        if len(set(values.values())) > 1:
-            raise ClusterConfigError(
-                f"lb hosts disagree on {name!r} ({values}): set it once in group_data/lb.py"
-            )
 
 
 def render(template, tvars) -> str:

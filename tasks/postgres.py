@@ -12,7 +12,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand, deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, postgres, systemd
 
-from cluster.datatier import check_postgres_settings, scram_verifier, scram_verifier_matches
+from cluster.passwords import scram_verifier, scram_verifier_matches
 from tasks.context import template_vars
 
 # Debian 12's PostgreSQL.
@@ -39,9 +39,9 @@ class RolePasswordVerifier(FactBase):
 
 
 @deploy("PostgreSQL")
-def apply(cluster, secrets):
-    tvars = template_vars(cluster, secrets)
-    check_postgres_settings(tvars["settings"])
+def apply(run):
+    tvars = template_vars(run)
+    database = run.cluster.database
     packages = [f"postgresql-{VERSION}"]
     installed = host.get_fact(DebPackages)
     apt.packages(
@@ -85,7 +85,7 @@ def apply(cluster, secrets):
         _if=lambda: hba.did_change() and not settings_file.did_change(),
     )
 
-    user, password = cluster.database_user, secrets["postgres_password"]
+    user, password = database.user, run.secrets["postgres_password"]
     stored = host.get_fact(RolePasswordVerifier, role=user, **AS_POSTGRES)
     postgres.role(
         name=f"role {user} with the secrets file's password",
@@ -95,8 +95,8 @@ def apply(cluster, secrets):
         **AS_POSTGRES,
     )
     postgres.database(
-        name=f"database {cluster.database_name} owned by {user}",
-        database=cluster.database_name,
+        name=f"database {database.name} owned by {user}",
+        database=database.name,
         owner=user,
         encoding="UTF8",
         template="template0",

@@ -23,7 +23,6 @@ Who owns what (verified on Debian 12's Redis 7.0.15):
   monitors nothing yet: a re-run after a failover changes nothing.
 """
 
-import io
 import json
 from pathlib import Path
 
@@ -35,20 +34,14 @@ from pyinfra.facts.files import FindInFile
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
-from cluster.datatier import (
-    check_redis_settings,
+from cluster.broker import (
     choose_primary,
-    initial_primary,
     known_replicas,
     redis_settings_in_force,
-    master_name,
-    redis_endpoints,
-    redis_unit_override,
-    sentinel_endpoints,
-    sentinel_quorum,
     stale_copy_names,
     stale_copy_pattern,
 )
+from cluster.net import endpoint
 from tasks.context import template_vars
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -212,10 +205,6 @@ def _client(password, *args):
     )
 
 
-def _addr(address, port):
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 class _JsonFact(FactBase):
     abstract = True
 
@@ -229,7 +218,7 @@ class _JsonFact(FactBase):
 
 class RedisClusterView(_JsonFact):
     """What every sentinel says about the primary, and every server about its role: a list
-    of records, see cluster.datatier.choose_primary."""
+    of records, see cluster.broker.choose_primary."""
 
     default = list
 
@@ -267,28 +256,28 @@ def _run(password, address, commands):
     return _client(password, "run", address, QuoteString(HiddenValue(json.dumps(commands))))
 
 
-def cluster_view(cluster, password):
+def cluster_view(broker, password):
     """(the current primary, the addresses the sentinels know as replicas), asked now.
 
     Called by the operations when they run (after the common role installed python3, after
     this deploy's restarts and handovers), and once ahead to order the restarts."""
     view = host.get_fact(
         RedisClusterView,
-        master=master_name(cluster),
-        sentinels=[_addr(a, p) for a, p in sentinel_endpoints(cluster)],
-        servers=[_addr(a, p) for a, p in redis_endpoints(cluster)],
+        master=broker.master_name,
+        sentinels=[endpoint(a, p) for a, p in broker.sentinels],
+        servers=[endpoint(a, p) for a, p in broker.servers],
         password=password,
     )
-    return choose_primary(cluster, view) or initial_primary(cluster), known_replicas(view)
+    return choose_primary(broker, view) or broker.initial_primary, known_replicas(view)
 
 
 @operation()
-def replica_of(cluster, own_address: str, server: str, password: str):
+def replica_of(broker, own_address: str, server: str, password: str):
     """Make the local server (`server`, at `own_address` in the cluster) replicate the current
     primary when it is a primary with no replicas, not the current primary, and unknown to the
     sentinels: a new host. Any other topology is Sentinel's to manage: it converts a known
     replica that reports itself primary (a crashed or rebuilt ex-primary) on its own."""
-    (address, port), known = cluster_view(cluster, password)
+    (address, port), known = cluster_view(broker, password)
     if own_address == address:
         host.noop("this server is the primary")
         return
@@ -319,7 +308,7 @@ def restart_clean(service: str, runtime: str, stale_pattern: str, handover=None)
 
 @operation()
 def sentinel_monitors(
-    cluster,
+    broker,
     sentinel: str,
     password: str,
     parameters: dict,
@@ -328,12 +317,12 @@ def sentinel_monitors(
     """The local sentinel monitors `master`: started at `primary` if it does not monitor it
     yet, else only its `parameters` (quorum, timings) are brought in line. The monitored
     address itself is never touched: after the first MONITOR it is Sentinel's."""
-    master = master_name(cluster)
+    master = broker.master_name
     current = host.get_fact(SentinelMaster, master=master, sentinel=sentinel, password=password)
     wanted = {key: str(value) for key, value in parameters.items()}
     commands = []
     if not current:  # {} (not monitored) or None (no answer yet: a fresh host, --dry)
-        (address, port), _ = cluster_view(cluster, password)
+        (address, port), _ = cluster_view(broker, password)
         quorum = wanted.pop("quorum")
         commands.append(["SENTINEL", "MONITOR", master, address, str(port), quorum])
         changes = {"auth-pass": password, **wanted}
@@ -350,18 +339,18 @@ def sentinel_monitors(
 
 
 @deploy("Redis")
-def apply(cluster, secrets):
-    tvars = template_vars(cluster, secrets)
+def apply(run):
+    tvars = template_vars(run)
     settings = tvars["settings"]
-    check_redis_settings(settings)
     node = tvars["node"]
-    password = secrets["redis_password"]
-    master = master_name(cluster)
-    server = _addr("127.0.0.1", settings["redis_port"])
-    sentinel = _addr("127.0.0.1", settings["sentinel_port"])
+    broker = run.cluster.broker
+    password = run.secrets["redis_password"]
+    master = broker.master_name
+    server = endpoint("127.0.0.1", settings["redis_port"])
+    sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
 
     # Only to restart the primary last; the operations ask again when they run.
-    primary, _ = cluster_view(cluster, password)
+    primary, _ = cluster_view(broker, password)
 
     installed = host.get_fact(DebPackages)
     apt.packages(
@@ -376,10 +365,10 @@ def apply(cluster, secrets):
         name=f"directory {OWNED_DIR}", path=OWNED_DIR, user="root", group="redis", mode="2750"
     )
     changed = {service: _config_files(service, tvars) for service in FILES}
-    _unit_override(settings)
+    _unit_override(tvars)
     # The settings in force must be the deploy-owned ones; if they are not (a rewrite slipped
     # an old copy in), restart cleanly even though no file changed.
-    wanted = redis_settings_in_force(node.address, settings, secrets)
+    wanted = redis_settings_in_force(node.address, settings, password)
     running = host.get_fact(RedisConfig, server=server, names=sorted(wanted), password=password)
     drift = sorted(k for k, v in wanted.items() if running and running.get(k) != v)
     restart_needed = changed["redis-server"][1]["_if"]
@@ -400,7 +389,7 @@ def apply(cluster, secrets):
         restart_clean(name="redis-server restarted on its new settings (then the primary)", **restart)
     replica_of(
         name="a new server replicates the current primary",
-        cluster=cluster,
+        broker=broker,
         own_address=node.address,
         server=server,
         password=password,
@@ -415,11 +404,11 @@ def apply(cluster, secrets):
     )
     sentinel_monitors(
         name=f"sentinel monitors {master}",
-        cluster=cluster,
+        broker=broker,
         sentinel=sentinel,
         password=password,
         parameters={
-            "quorum": sentinel_quorum(cluster),
+            "quorum": broker.quorum,
             "down-after-milliseconds": settings["sentinel_down_after_ms"],
             "failover-timeout": settings["sentinel_failover_timeout_ms"],
             "parallel-syncs": settings["sentinel_parallel_syncs"],
@@ -476,14 +465,15 @@ def _config_files(service, tvars):
     }
 
 
-def _unit_override(settings):
+def _unit_override(tvars):
     directory = UNIT_OVERRIDE.rsplit("/", 1)[0]
     files.directory(name=f"directory {directory}", path=directory, mode="0755")
-    override = files.put(
+    override = files.template(
         name=f"{UNIT_OVERRIDE} (restart delay)",
-        src=io.StringIO(redis_unit_override(settings)),
+        src=f"templates{UNIT_OVERRIDE}.j2",
         dest=UNIT_OVERRIDE,
         mode="0644",
+        **tvars,
     )
     # RestartSec needs no restart of the service, only systemd re-reading its units.
     systemd.daemon_reload(name="systemd reloads its units", _if=override.did_change)

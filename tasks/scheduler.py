@@ -9,13 +9,14 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import airflow
+from tasks.context import template_vars
 
 UNITS = ("airflow-scheduler.service", "airflow-dag-processor.service", "airflow-triggerer.service")
 
 
 @deploy("Airflow scheduler")
-def apply(cluster, secrets, changes: airflow.Changes):
-    tvars = airflow.airflow_vars(cluster, secrets)
+def apply(run, changes: airflow.Changes):
+    tvars = template_vars(run)
     # host.loop: each unit's operations keep their own identity across hosts.
     for unit in host.loop(UNITS):
         changed = airflow.unit_files(unit, tvars)

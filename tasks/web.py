@@ -9,11 +9,12 @@ the lock or its unit files change, one host at a time: the unit counts as starte
 from pyinfra.api import deploy
 
 from tasks import airflow
+from tasks.context import template_vars
 
 
 @deploy("Airflow API server")
-def apply(cluster, secrets, changes: airflow.Changes):
-    tvars = airflow.airflow_vars(cluster, secrets)
+def apply(run, changes: airflow.Changes):
+    tvars = template_vars(run)
     unit = "airflow-api-server.service"
     changed = airflow.unit_files(unit, tvars)
     airflow.service(unit, restart=changes.any or changed)

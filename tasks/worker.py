@@ -11,14 +11,15 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import airflow
+from tasks.context import template_vars
 
 WORKER_TEMPLATE = "airflow-worker@.service"
 LOG_SERVER = "airflow-worker-logs.service"
 
 
 @deploy("Airflow worker")
-def apply(cluster, secrets, changes: airflow.Changes):
-    tvars = airflow.airflow_vars(cluster, secrets)
+def apply(run, changes: airflow.Changes):
+    tvars = template_vars(run)
     settings = tvars["settings"]
     logs_changed = airflow.unit_files(LOG_SERVER, tvars)
     airflow.service(LOG_SERVER, restart=changes.any or logs_changed)

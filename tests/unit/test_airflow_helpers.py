@@ -11,24 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from cluster import datatier
+from cluster.airflow_lock import lock_file
+from cluster.database import celery_result_backend, sql_alchemy_conn
+from cluster.broker import broker_url, transport_options
 from cluster.errors import ClusterConfigError
 from cluster.model import build_cluster, load_inventory
+from cluster.passwords import make_password_hash, password_hash_matches
+from cluster.run import connections
 from cluster.secret_store import load_or_create
 from cluster.settings import SETTINGS
-from tasks.airflow import config_secrets, lock_file
-from tasks.airflow_db import (
-    STATUS_MARKER,
-    AirflowDbStatus,
-    conn_sha256,
-    make_password_hash,
-    password_hash_matches,
-)
+from tasks.airflow_db import STATUS_MARKER, AirflowDbStatus, conn_sha256
+from tests.unit.support import PROJECT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_VENV = Path(os.environ.get("AIRFLOW_VENV", REPO / ".venv-airflow"))
 INVENTORY = load_inventory(project_dir=REPO)
-CLUSTER = build_cluster(INVENTORY)
+CLUSTER = build_cluster(INVENTORY, REPO)
 SETTINGS_OF_ALL = INVENTORY.get_host(CLUSTER.groups["worker"][0]).data.dict()
 
 
@@ -54,7 +51,7 @@ def run_python(python, code, *args, env=None):
 def lock_requirements():
     """(name, version, marker or None) of every requirement line of the shipped lock."""
     out = []
-    for line in lock_file(SETTINGS_OF_ALL).read_text().splitlines():
+    for line in lock_file(SETTINGS_OF_ALL["airflow_version"]).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             pin, _, marker = line.partition(";")
             name, _, version = pin.strip().partition("==")
@@ -78,7 +75,7 @@ def test_shipped_lock_pins_the_version_and_the_working_celery():
 
 def test_lock_of_an_unknown_version_is_refused():
     with pytest.raises(ClusterConfigError, match="no lock file"):
-        lock_file({**SETTINGS_OF_ALL, "airflow_version": "9.9.9"})
+        lock_file("9.9.9")
 
 
 def test_airflow_venv_matches_the_lock(airflow_python):
@@ -115,7 +112,7 @@ def test_airflow_venv_matches_the_lock(airflow_python):
             "missing_on_debian": needed,
         }))
         """,
-        str(lock_file(SETTINGS_OF_ALL)),
+        str(lock_file(SETTINGS_OF_ALL["airflow_version"])),
     )
     result = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
     assert result["differ"] == {}
@@ -193,7 +190,7 @@ def test_status_fact_command_tolerates_a_host_without_airflow(tmp_path):
 
 def test_conn_fingerprint_is_that_of_the_configured_url(tmp_path):
     secrets = load_or_create(tmp_path / "s.json")
-    url = datatier.sql_alchemy_conn(CLUSTER, secrets)
+    url = sql_alchemy_conn(CLUSTER.database, secrets["postgres_password"])
     assert conn_sha256(url) == conn_sha256(url) != conn_sha256(url + "x")
     assert len(conn_sha256(url)) == 64
 
@@ -201,16 +198,14 @@ def test_conn_fingerprint_is_that_of_the_configured_url(tmp_path):
 # --- values handed to airflow.cfg --------------------------------------------------------------
 
 
-def test_config_secrets_come_from_the_data_tier(tmp_path):
+def test_connections_come_from_the_data_tier(tmp_path):
     secrets = load_or_create(tmp_path / "s.json")
-    derived = config_secrets(CLUSTER, secrets)
-    assert {k: derived[k] for k in secrets} == secrets
-    assert derived["sql_alchemy_conn"] == datatier.sql_alchemy_conn(CLUSTER, secrets)
-    assert derived["celery_result_backend"] == datatier.celery_result_backend(CLUSTER, secrets)
-    assert derived["celery_broker_url"] == datatier.broker_url(CLUSTER, secrets)
-    assert derived["celery_broker_transport_options"] == datatier.broker_transport_options(
-        CLUSTER, secrets
-    )
+    derived = connections(CLUSTER, secrets)
+    pg, redis = secrets["postgres_password"], secrets["redis_password"]
+    assert derived.sql_alchemy_conn == sql_alchemy_conn(CLUSTER.database, pg)
+    assert derived.celery_result_backend == celery_result_backend(CLUSTER.database, pg)
+    assert derived.celery_broker_url == broker_url(CLUSTER.broker, redis)
+    assert derived.celery_broker_transport_options == transport_options(CLUSTER.broker, redis)
 
 
 # --- DAGs -------------------------------------------------------------------------------------

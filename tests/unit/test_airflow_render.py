@@ -14,21 +14,21 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pyinfra.api.util import get_template
 
-from cluster import datatier
 from cluster.model import build_cluster, load_inventory
+from cluster.run import connections
 from cluster.secret_store import load_or_create
-from tasks.airflow import DROP_IN_TEMPLATE, config_secrets
+from tasks.airflow import DROP_IN_TEMPLATE
 from tasks.scheduler import UNITS as SCHEDULER_UNITS
 from tasks.worker import LOG_SERVER, WORKER_TEMPLATE
+from tests.unit.support import MARKER as MANAGED
+from tests.unit.support import PROJECT as REPO
+from tests.unit.support import render_template
 
-REPO = Path(__file__).resolve().parents[2]
 # The venv with exactly the lock installed (`make airflow-venv`).
 AIRFLOW_VENV = Path(os.environ.get("AIRFLOW_VENV", REPO / ".venv-airflow"))
-MANAGED = "Managed by the airflow-cluster deploy"
 INVENTORY = load_inventory(project_dir=REPO)
-CLUSTER = build_cluster(INVENTORY)
+CLUSTER = build_cluster(INVENTORY, REPO)
 AIRFLOW_HOSTS = [
     name for name, node in CLUSTER.nodes.items()
     if {"web", "scheduler", "worker"} & set(node.groups)
@@ -65,13 +65,7 @@ def awkward_secrets(tmp_path_factory):
 def render(template, name, secrets, **overrides):
     """`template` as files.template renders it on host `name` (tasks/context.py's names)."""
     settings = {**INVENTORY.get_host(name).data.dict(), **overrides}
-    data = {
-        "cluster": CLUSTER,
-        "node": CLUSTER.node(name),
-        "settings": settings,
-        "secrets": config_secrets(CLUSTER, secrets),
-    }
-    return get_template(str(REPO / template)).render(data)
+    return render_template(INVENTORY, template, CLUSTER, name, secrets, settings)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +130,7 @@ def expected_values(name, secrets, log_dir):
         "core.max_active_tasks_per_dag": str(settings.max_active_tasks_per_dag),
         "core.max_active_runs_per_dag": str(settings.max_active_runs_per_dag),
         "core.execution_api_server_url": CLUSTER.execution_api_url,
-        "database.sql_alchemy_conn": datatier.sql_alchemy_conn(CLUSTER, secrets),
+        "database.sql_alchemy_conn": connections(CLUSTER, secrets).sql_alchemy_conn,
         "logging.base_log_folder": log_dir,
         "logging.dag_processor_child_process_log_directory": f"{log_dir}/dag_processor",
         "logging.worker_log_server_port": str(settings.worker_log_server_port),
@@ -150,12 +144,12 @@ def expected_values(name, secrets, log_dir):
         "operators.default_queue": settings.default_queue,
         "scheduler.use_row_level_locking": "True",
         "scheduler.enable_health_check": "True",
-        "celery.broker_url": datatier.broker_url(CLUSTER, secrets),
-        "celery.result_backend": datatier.celery_result_backend(CLUSTER, secrets),
+        "celery.broker_url": connections(CLUSTER, secrets).celery_broker_url,
+        "celery.result_backend": connections(CLUSTER, secrets).celery_result_backend,
         "celery.worker_concurrency": str(settings.worker_concurrency),
-        "celery_broker_transport_options.master_name": datatier.master_name(CLUSTER),
+        "celery_broker_transport_options.master_name": CLUSTER.broker.master_name,
         "celery_broker_transport_options.sentinel_kwargs": json.dumps(
-            datatier.broker_transport_options(CLUSTER, secrets)["sentinel_kwargs"]
+            connections(CLUSTER, secrets).celery_broker_transport_options["sentinel_kwargs"]
         ),
         "celery_broker_transport_options.visibility_timeout": str(
             settings.celery_visibility_timeout
@@ -196,11 +190,11 @@ def test_airflow_reads_every_key_we_set(name, which, request, airflow_python, tm
     # transport options Airflow hands to Kombu as they are.
     assert [k for k in read["undescribed"] if k.split(".")[0] not in PASS_THROUGH_SECTIONS] == []
     celery = read["celery"]
-    assert celery["broker_url"] == datatier.broker_url(CLUSTER, secrets)
-    assert celery["result_backend"] == datatier.celery_result_backend(CLUSTER, secrets)
+    assert celery["broker_url"] == connections(CLUSTER, secrets).celery_broker_url
+    assert celery["result_backend"] == connections(CLUSTER, secrets).celery_result_backend
     assert celery["task_default_queue"] == INVENTORY.get_host(name).data.default_queue
     assert celery["broker_transport_options"] == {
-        **datatier.broker_transport_options(CLUSTER, secrets),
+        **connections(CLUSTER, secrets).celery_broker_transport_options,
         "visibility_timeout": INVENTORY.get_host(name).data.celery_visibility_timeout,
     }
 

@@ -10,40 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from cluster import tls
-from cluster.errors import ClusterConfigError
-from cluster.model import build_cluster, load_inventory
+from cluster import secret_store, tls
+from cluster.errors import ClusterConfigError, SecretsError
+from cluster.model import build_cluster
+from cluster.role_checks import check_role_settings
 from tasks import lb
+from tests.unit.support import GROUPS, MARKER, PROJECT as REPO, api_inventory, render_template
 
-REPO = Path(__file__).resolve().parents[2]
-SECRETS = {"stats_password": "St4ts-Pw_for_the_unit_test", "vrrp_password": "Vr-Pw_42"}
-HEADER = "# Managed by the airflow-cluster deploy"
-
-
-@pytest.fixture(scope="module")
-def inventory():
-    return load_inventory(project_dir=REPO)
+SECRETS = {"stats_password": "St4ts-Pw_for_the_unit_test", "vrrp_password": "Vr-Pw_42",
+           "redis_password": "r", "postgres_password": "p"}
+HEADER = f"# {MARKER}"
 
 
-@pytest.fixture(scope="module")
-def cluster(inventory):
-    return build_cluster(inventory)
-
-
-def tvars(cluster, inventory, name, secrets=SECRETS, interface="eth0", **overrides):
+def render(template, cluster, inventory, name, secrets=SECRETS, interface="eth0", **overrides):
     settings = inventory.get_host(name).data.dict()
     settings["lb_vrrp_interface"] = interface  # the task resolves it from the host's facts
     settings.update(overrides)
-    return {"cluster": cluster, "node": cluster.node(name), "settings": settings,
-            "secrets": secrets}
+    return render_template(inventory, template, cluster, name, secrets, settings)
 
 
 def haproxy_cfg(cluster, inventory, name="lb1", **kw):
-    return lb.render(lb.HAPROXY_TEMPLATE, tvars(cluster, inventory, name, **kw))
+    return render(lb.HAPROXY_TEMPLATE, cluster, inventory, name, **kw)
 
 
 def keepalived_conf(cluster, inventory, name="lb1", **kw):
-    return lb.render(lb.KEEPALIVED_TEMPLATE, tvars(cluster, inventory, name, **kw))
+    return render(lb.KEEPALIVED_TEMPLATE, cluster, inventory, name, **kw)
 
 
 def tool(name):
@@ -57,8 +48,7 @@ def tool(name):
 def cert_pem(tmp_path_factory, cluster, inventory):
     """A PEM like the one the deploy installs, made by cluster/tls.py in a scratch dir."""
     scratch = tmp_path_factory.mktemp("tls")
-    settings = {**cluster.settings, "secrets_file": str(scratch / "cluster.json")}
-    files = tls.ensure_tls(dataclasses.replace(cluster, settings=settings), inventory)
+    files = tls.ensure_tls(dataclasses.replace(cluster.tls, directory=scratch / "tls"))
     pem = scratch / "haproxy.pem"
     pem.write_text(files.haproxy_pem())
     return pem
@@ -199,10 +189,9 @@ def test_keepalived_conf_vrrp(cluster, inventory):
     assert priority[0] > priority[1], "priority by host order"
 
 
-def test_one_lb_host_has_no_vip(cluster, inventory, cert_pem, tmp_path):
-    single = dataclasses.replace(
-        cluster, groups={**cluster.groups, "lb": ("lb1",)}, lb_vip=None
-    )
+def test_one_lb_host_has_no_vip(inventory, cert_pem, tmp_path):
+    single = build_cluster(api_inventory(groups={**GROUPS, "lb": ("lb1",)}))
+    assert single.lb_vip is None
     assert single.public_url == "https://172.29.213.11"
     assert single.execution_api_url == "https://172.29.213.11/execution/"
     result = haproxy_check(haproxy_cfg(single, inventory), cert_pem, tmp_path)
@@ -215,19 +204,20 @@ def test_public_url_uses_the_vip(cluster):
 
 
 @pytest.mark.parametrize("bad", ["it's", 'a"b', "a#b", "a\\b", "a{b}", "a!b"])
-def test_secrets_that_cannot_sit_in_the_configs_are_refused(bad):
-    with pytest.raises(ClusterConfigError, match="stats_password"):
-        lb.check_secrets({**SECRETS, "stats_password": bad})
-    lb.check_secrets(SECRETS)
+def test_secrets_that_cannot_sit_in_the_configs_are_refused(bad, tmp_path):
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps({"stats_password": bad}))
+    path.chmod(0o600)
+    with pytest.raises(SecretsError, match="stats_password"):
+        secret_store.load_or_create(path)
+    path.write_text(json.dumps({"stats_password": SECRETS["stats_password"]}))
+    assert secret_store.load_or_create(path)["stats_password"] == SECRETS["stats_password"]
 
 
-def test_lb_hosts_must_agree_on_the_vrrp_router_id(cluster, inventory, monkeypatch):
-    class Data(dict):
-        pass
-
-    hosts = {name: type("H", (), {"name": name, "data": Data(lb_vrrp_router_id=rid)})()
-             for name, rid in (("lb1", 51), ("lb2", 52))}
-    fake = type("I", (), {"get_host": staticmethod(hosts.__getitem__)})()
+def test_lb_hosts_must_agree_on_the_vrrp_router_id(inventory):
+    roles = {g: {} for g in GROUPS}
+    lb_settings = {name: inventory.get_host(name).data.dict() for name in ("lb1", "lb2")}
+    check_role_settings({**roles, "lb": lb_settings})
+    lb_settings["lb2"]["lb_vrrp_router_id"] = 52
     with pytest.raises(ClusterConfigError, match="lb_vrrp_router_id"):
-        lb.check_shared_settings(cluster, fake)
-    lb.check_shared_settings(cluster, inventory)
+        check_role_settings({**roles, "lb": lb_settings})

@@ -82,16 +82,15 @@ def stack(tmp_path):
     nodes["web1"] = Node("web1", "127.0.0.1", nodes["web1"].groups)
     nodes["web2"] = Node("web2", "127.0.0.2", nodes["web2"].groups)
     cluster = dataclasses.replace(
-        lab, nodes=nodes,
-        settings={**lab.settings, "api_port": api_port,
-                  "secrets_file": str(tmp_path / "s" / "cluster.json")},
+        lab, nodes=nodes, settings={**lab.settings, "api_port": api_port},
+        api_backends=(("web1", "127.0.0.1", api_port), ("web2", "127.0.0.2", api_port)),
     )
     ports = {"lb_http_port": free_port(), "lb_https_port": free_port(),
              "lb_stats_port": free_port()}
     settings = {**inventory.get_host("lb1").data.dict(), **ports}
     config = lb.render(lb.HAPROXY_TEMPLATE, {"cluster": cluster, "node": cluster.node("lb1"),
                                              "settings": settings, "secrets": SECRETS})
-    files = tls.ensure_tls(cluster, inventory)
+    files = tls.ensure_tls(dataclasses.replace(cluster.tls, directory=tmp_path / "tls"))
     pem = tmp_path / "lb.pem"
     pem.write_text(files.haproxy_pem())
     # Run unprivileged-style on loopback: no chroot, no user switch, no runtime socket dir.

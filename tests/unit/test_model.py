@@ -11,43 +11,14 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_inventory, inventory as inventory_proxy
 
 from cluster.model import Cluster, ClusterConfigError, Node, build_cluster, load_inventory
+from tests.unit.support import ALL_DATA, GROUPS, LAB_ADDRESSES, api_inventory
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_DATA = {
-    name: value
-    for name, value in runpy.run_path(str(REPO / "group_data" / "all.py")).items()
-    if not name.startswith("__")
-}
-LAB_ADDRESSES = {
-    "lb1": "172.29.213.11", "lb2": "172.29.213.12",
-    "redis1": "172.29.213.21", "redis2": "172.29.213.22", "redis3": "172.29.213.23",
-    "db1": "172.29.213.31", "web1": "172.29.213.41", "web2": "172.29.213.42",
-    "worker1": "172.29.213.51", "worker2": "172.29.213.52",
-}
-GROUPS = {
-    "lb": ("lb1", "lb2"),
-    "redis": ("redis1", "redis2", "redis3"),
-    "postgres": ("db1",),
-    "web": ("web1", "web2"),
-    "scheduler": ("web1", "web2"),
-    "worker": ("worker1", "worker2"),
-}
-
-
-def api_inventory(groups=GROUPS, addresses=LAB_ADDRESSES, all_data=None, override=None):
-    """An Inventory made with pyinfra's API (no files), data = shipped group_data/all.py."""
-    names = list(dict.fromkeys(n for hosts in groups.values() for n in hosts))
-    return Inventory(
-        ([(n, {"ssh_hostname": addresses[n]}) for n in names],
-         {**ALL_DATA, "lb_vip": "172.29.213.10", **(all_data or {})}),
-        override_data=override,
-        **{group: (list(hosts), {}) for group, hosts in groups.items() if hosts},
-    )
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    return build_cluster(load_inventory(project_dir=REPO))
+    return build_cluster(load_inventory(project_dir=REPO), REPO)
 
 
 def test_shipped_inventory_model(shipped):
@@ -62,11 +33,11 @@ def test_shipped_inventory_model(shipped):
     assert shipped.node("web1") == Node("web1", "172.29.213.41", ("web", "scheduler"))
     assert {name: node.address for name, node in shipped.nodes.items()} == LAB_ADDRESSES
     assert shipped.addresses("redis") == ("172.29.213.21", "172.29.213.22", "172.29.213.23")
-    assert shipped.redis_quorum == 2
-    assert shipped.postgres_address == "172.29.213.31"
-    assert (shipped.database_host, shipped.database_port) == ("172.29.213.31", 5432)
-    assert (shipped.database_name, shipped.database_user) == ("airflow", "airflow")
-    assert shipped.api_backends == [("web1", "172.29.213.41", 8080),
+    assert shipped.broker.quorum == 2
+    assert shipped.database.postgres_address == "172.29.213.31"
+    assert (shipped.database.host, shipped.database.port) == ("172.29.213.31", 5432)
+    assert (shipped.database.name, shipped.database.user) == ("airflow", "airflow")
+    assert list(shipped.api_backends) == [("web1", "172.29.213.41", 8080),
                                     ("web2", "172.29.213.42", 8080)]
     assert shipped.lb_vip == "172.29.213.10"
     assert shipped.public_host == "172.29.213.10"
@@ -124,17 +95,17 @@ def test_single_lb_uses_its_address():
 def test_five_redis_hosts_quorum_three():
     addresses = {**LAB_ADDRESSES, "redis4": "172.29.213.24", "redis5": "172.29.213.25"}
     groups = {**GROUPS, "redis": ("redis1", "redis2", "redis3", "redis4", "redis5")}
-    assert build_cluster(api_inventory(groups=groups, addresses=addresses)).redis_quorum == 3
+    assert build_cluster(api_inventory(groups=groups, addresses=addresses)).broker.quorum == 3
 
 
 def test_external_database():
     url = "postgresql+psycopg2://af@db.example:6432/meta?sslmode=require"
     model = build_cluster(api_inventory(groups={**GROUPS, "postgres": ()},
                                         all_data={"external_database_url": url}))
-    assert model.postgres_address is None
-    assert (model.database_host, model.database_port) == ("db.example", 6432)
-    assert (model.database_name, model.database_user) == ("meta", "af")
-    assert model.database_options == "sslmode=require"
+    assert model.database.postgres_address is None
+    assert (model.database.host, model.database.port) == ("db.example", 6432)
+    assert (model.database.name, model.database.user) == ("meta", "af")
+    assert model.database.options == "sslmode=require"
     assert model.groups["postgres"] == ()
 
 

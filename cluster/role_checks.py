@@ -1,0 +1,46 @@
+"""Checks of the settings a role reads on its own hosts (relations between tunables, values
+that hosts of one role must share, files the role needs on the control machine). Called by
+the model, so `ops check` and the deploy refuse the same inputs before any connection."""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .airflow_lock import lock_file
+from .broker import check_redis_settings
+from .database import check_postgres_settings
+from .errors import ClusterConfigError
+
+AIRFLOW_GROUPS = ("web", "scheduler", "worker")
+# Settings both lb hosts must agree on, or VRRP breaks.
+SHARED_VRRP_SETTINGS = ("lb_vrrp_router_id",)
+# The stats page's user sits unquoted in haproxy.cfg's `stats auth`.
+_STATS_USER = re.compile(r"^[A-Za-z0-9._-]+$")
+
+HostSettings = Mapping[str, Mapping[str, Any]]
+
+
+def check_role_settings(role_settings: Mapping[str, HostSettings]) -> None:
+    """`role_settings`: role group -> host name -> that host's settings."""
+    for settings in role_settings["redis"].values():
+        check_redis_settings(settings)
+    for settings in role_settings["postgres"].values():
+        check_postgres_settings(settings)
+    _check_lb(role_settings["lb"])
+    versions = {
+        s["airflow_version"] for g in AIRFLOW_GROUPS for s in role_settings[g].values()
+    }
+    for version in sorted(versions):
+        lock_file(version)
+
+
+def _check_lb(lb_hosts: HostSettings) -> None:
+    for name in SHARED_VRRP_SETTINGS:
+        values = {host: settings.get(name) for host, settings in lb_hosts.items()}
+        if len(set(values.values())) > 1:
+            raise ClusterConfigError(
+                f"lb hosts disagree on {name!r} ({values}): set it once in group_data/lb.py"
+            )
+    for settings in lb_hosts.values():
+        if not _STATS_USER.match(settings["lb_stats_user"]):
+            raise ClusterConfigError("lb_stats_user: letters, digits, '.', '_' or '-' only")

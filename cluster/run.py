@@ -1,0 +1,69 @@
+"""What a deploy run prepares on the control machine, once, before any host operation: the
+validated model, the secrets (generated on first use), the load balancer's TLS material,
+and the connection URLs that carry secrets. The roles receive it ready-made.
+"""
+
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .broker import broker_url, transport_options
+from .database import celery_result_backend, sql_alchemy_conn
+from .model import Cluster, build_cluster
+from .secret_store import load_or_create
+from .tls import TlsFiles, ensure_tls
+
+
+@dataclass(frozen=True)
+class Connections:
+    """Where Airflow connects, each URL with its password (airflow.cfg only)."""
+
+    sql_alchemy_conn: str
+    celery_result_backend: str
+    celery_broker_url: str
+    celery_broker_transport_options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Run:
+    cluster: Cluster
+    secrets: Mapping[str, str]
+    connections: Connections
+    tls: TlsFiles
+
+
+def prepare(inventory, project_dir=None) -> Run:
+    """Validate the inventory, then make or load what lives on the control machine.
+    Raises ClusterConfigError (one line) on any problem; touches no host."""
+    cluster = build_cluster(inventory, project_dir)
+    secrets = load_or_create(cluster.settings["secrets_file"], project_dir=project_dir)
+    return Run(
+        cluster=cluster,
+        secrets=secrets,
+        connections=connections(cluster, secrets),
+        tls=ensure_tls(cluster.tls),
+    )
+
+
+def connections(cluster: Cluster, secrets: Mapping[str, str]) -> Connections:
+    database, broker = cluster.database, cluster.broker
+    return Connections(
+        sql_alchemy_conn=sql_alchemy_conn(database, secrets["postgres_password"]),
+        celery_result_backend=celery_result_backend(database, secrets["postgres_password"]),
+        celery_broker_url=broker_url(broker, secrets["redis_password"]),
+        celery_broker_transport_options=transport_options(broker, secrets["redis_password"]),
+    )
+
+
+# pyinfra executes deploy.py once per host, each in a greenlet of one process. `prepare`
+# never yields to another greenlet (no network, no subprocess: files and cryptography
+# only), so the first host's execution runs it to the end and the others find its result.
+_RUNS: "weakref.WeakKeyDictionary[object, Run]" = weakref.WeakKeyDictionary()
+
+
+def prepare_once(state, inventory, project_dir=None) -> Run:
+    """`prepare` for the pyinfra run `state`, done by the first host that asks."""
+    if state not in _RUNS:
+        _RUNS[state] = prepare(inventory, project_dir)
+    return _RUNS[state]
