@@ -63,7 +63,7 @@ def test_shipped_lock_pins_the_version_and_the_working_celery():
     requirements = lock_requirements()
     pins = {name: version for name, version, _ in requirements}
     assert pins["apache-airflow"] == SETTINGS_OF_ALL["airflow_version"]
-    # Celery 5.7 / kombu 5.7 break the celery provider 3.26.0 (DESIGN.md).
+    # Celery 5.7 / kombu 5.7 break the celery provider 3.26.0 (docs/architecture.md).
     assert (pins["celery"], pins["kombu"]) == ("5.6.3", "5.6.2")
     for provider in ("celery", "postgres", "redis", "fab"):
         assert f"apache-airflow-providers-{provider}" in pins
