@@ -66,6 +66,9 @@ class Cluster:
     execution_api_url: str
     # HAProxy's backends: (name, address, api_port) of every web host.
     api_backends: tuple[tuple[str, str, int], ...]
+    # keepalived's VRRP priority of each lb host: by host order, which decides only when both
+    # start together (both are BACKUP with nopreempt).
+    vrrp_priorities: Mapping[str, int]
     # Proxy exceptions: the configured ones, then every cluster address and the VIP.
     no_proxy: tuple[str, ...]
     # The Celery broker: Redis servers and sentinels, quorum, master name.
@@ -118,6 +121,7 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
         public_url=public_url,
         execution_api_url=public_url + "/execution/",
         api_backends=tuple((n, nodes[n].address, settings["api_port"]) for n in groups["web"]),
+        vrrp_priorities=MappingProxyType({n: 150 - 50 * i for i, n in enumerate(groups["lb"])}),
         no_proxy=_no_proxy(settings["no_proxy"], nodes, lb_vip),
         broker=build_broker(settings, addresses_of("redis")),
         database=build_database(settings, groups, addresses_of, postgres_settings),
