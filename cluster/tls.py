@@ -1,44 +1,81 @@
-"""The load balancer's TLS certificate, prepared on the control machine.
+"""The load balancer's TLS certificate: which one it serves, and the files behind it.
 
-Either the user's own certificate and key (`lb_tls_cert` / `lb_tls_key`, with `lb_tls_ca`
-when it is not publicly trusted), or, by default, a small CA and a server certificate made
-once with the `openssl` CLI into `<secrets dir>/tls/` (next to the secrets file):
+Two steps, kept apart so that building the cluster model touches no file:
 
-    ca.crt  ca.key          the CA (10 years); clients of the load balancer trust ca.crt
-    server.crt server.key   signed by the CA (825 days); SANs: the VIP, every lb address and
-                            host name, and `lb_tls_names`
+- `tls_settings(...)` (pure, called by the model) decides which certificate the load balancer
+  serves: the user's own (`lb_tls_cert` / `lb_tls_key`, with `lb_tls_ca` when it is not
+  publicly trusted), or, by default, one generated for the names the inventory gives it.
+- `ensure_tls(settings)` (called once per deploy run, on the control machine, before any host
+  operation) checks the user's files, or generates the material with the `cryptography`
+  library into `<secrets dir>/tls/` (next to the secrets file):
 
-Keys are 0600, the directory 0700. The files are reused on every run; the server certificate
-is made again only when it is missing, no longer matches its key or the CA, expires within
-30 days, or its SANs no longer match the inventory (the CA only when it is missing or
-expiring). The settings are read from the lb hosts' data (group_data/lb.py).
+    ca.crt  ca.key          a small CA (EC P-256, 10 years); clients of the load balancer
+                            (workers calling the execution API) trust ca.crt
+    server.crt server.key   signed by the CA (EC P-256, 825 days); SANs: the VIP, every lb
+                            address and host name, and `lb_tls_names`
 
-For the Airflow roles: `ca_certificate_path(cluster)` is the PEM file workers must trust to
-call the execution API through the load balancer over HTTPS (None: publicly trusted).
+The directory is 0700, keys 0600, certificates 0644. The files are reused on every run, so a
+re-run changes nothing: the CA is made again only when it is missing, expires within 30 days
+or no longer matches its key; the server certificate only when it is missing, no longer matches
+its key, is not signed by the CA, expires within 30 days or its SANs differ from the settings.
 """
 
 import contextlib
+import datetime
 import fcntl
 import ipaddress
 import os
-import re
-import secrets
-import shutil
-import subprocess
 import tempfile
-import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ClusterConfigError
 from .paths import project_path
 
 TLS_SETTINGS = ("lb_tls_cert", "lb_tls_key", "lb_tls_ca", "lb_tls_names")
-CA_DAYS = 3650
-SERVER_DAYS = 825
-# A certificate expiring within this many seconds is made again.
-RENEW_BEFORE = 30 * 24 * 3600
 CA_NAME = "airflow-cluster CA"
+CA_VALIDITY = datetime.timedelta(days=3650)
+SERVER_VALIDITY = datetime.timedelta(days=825)
+# A certificate expiring within this time is made again.
+RENEW_BEFORE = datetime.timedelta(days=30)
+# New certificates start slightly in the past: a host whose clock lags the control machine's
+# must not see a certificate that is not valid yet.
+BACKDATE = datetime.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """Which certificate the load balancer serves: decided by the model, no file touched."""
+
+    # Where generated material lives: <secrets dir>/tls.
+    directory: Path
+    # The user's certificate (+ chain), key and CA, absolute; no cert/key: generate.
+    user_cert: Path | None
+    user_key: Path | None
+    user_ca: Path | None
+    # The generated certificate's SANs: sorted, DNS names lower-case.
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    # The public host (the VIP, or the single lb address): the name clients connect to.
+    common_name: str
+
+    @property
+    def generated(self) -> bool:
+        return self.user_cert is None
+
+    @property
+    def ca_path(self) -> Path | None:
+        """CA file clients trust: directory/ca.crt when generated, user_ca otherwise
+        (None = publicly trusted)."""
+        return self.directory / "ca.crt" if self.generated else self.user_ca
 
 
 @dataclass(frozen=True)
@@ -59,44 +96,49 @@ class TlsFiles:
         return cert.rstrip("\n") + "\n" + key.rstrip("\n") + "\n"
 
 
-def tls_dir(cluster, project_dir=None) -> Path:
-    """Where the generated CA and certificate live: next to the secrets file."""
-    return project_path(cluster.settings["secrets_file"], project_dir).parent / "tls"
+# --- which certificate (pure) -----------------------------------------------------------------
 
 
-def ca_certificate_path(cluster, inventory=None, project_dir=None) -> Path | None:
-    """The PEM file of the CA that signed the load balancer's certificate, for every client
-    of the public URL (workers calling the execution API): `<secrets dir>/tls/ca.crt` by
-    default (generated on first use), `lb_tls_ca` with a user certificate, or None when the
-    user's certificate is publicly trusted. A path on the control machine.
+def tls_settings(
+    lb_host_data: Mapping[str, Mapping],
+    lb_addresses: Iterable[str],
+    lb_vip: str | None,
+    public_host: str,
+    directory: Path,
+    project_dir: Path,
+) -> TlsSettings:
+    """Which certificate the lb hosts serve (module doc). Pure: no file is read or checked.
 
-    `inventory` defaults to the running deploy's; pass `load_inventory()` outside pyinfra."""
-    return ensure_tls(cluster, inventory, project_dir).ca
+    `lb_host_data`: lb host name -> its settings (missing keys: None / []). Raises
+    ClusterConfigError when lb hosts disagree, only one of lb_tls_cert / lb_tls_key is set,
+    or lb_tls_ca is set without them."""
+    values = _agreed_settings(lb_host_data)
+    if bool(values["lb_tls_cert"]) != bool(values["lb_tls_key"]):
+        raise ClusterConfigError("set both lb_tls_cert and lb_tls_key, or neither (generated)")
+    if values["lb_tls_ca"] and not values["lb_tls_cert"]:
+        # Silently trusting the generated CA instead would surprise whoever set it.
+        raise ClusterConfigError("lb_tls_ca is the CA of your own lb_tls_cert: set that too")
+
+    def path(key):
+        return project_path(values[key], project_dir) if values[key] else None
+
+    names = [*lb_host_data, *lb_addresses, *([lb_vip] if lb_vip else []), *values["lb_tls_names"]]
+    dns, ips = _split_names(names)
+    return TlsSettings(
+        directory=Path(directory),
+        user_cert=path("lb_tls_cert"),
+        user_key=path("lb_tls_key"),
+        user_ca=path("lb_tls_ca"),
+        dns_names=dns,
+        ip_addresses=ips,
+        common_name=public_host,
+    )
 
 
-def expected_names(cluster, inventory=None) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) the generated certificate must hold, sorted."""
-    extra = lb_tls_settings(cluster, inventory)["lb_tls_names"]
-    dns, ips = set(cluster.groups["lb"]), set(cluster.addresses("lb"))
-    if cluster.lb_vip:
-        ips.add(cluster.lb_vip)
-    for name in extra:
-        try:
-            ips.add(str(ipaddress.ip_address(name)))
-        except ValueError:
-            dns.add(name.lower())
-    return sorted(dns), sorted(ips, key=ipaddress.ip_address)
-
-
-def lb_tls_settings(cluster, inventory=None) -> dict:
-    """The TLS settings of the lb hosts (they must agree: both serve one certificate)."""
-    if inventory is None:
-        from pyinfra import inventory as context_inventory
-
-        inventory = context_inventory
+def _agreed_settings(lb_host_data: Mapping[str, Mapping]) -> dict:
+    """The lb hosts' TLS settings; they must agree: both serve one certificate."""
     values, first = None, None
-    for name in cluster.groups["lb"]:
-        data = inventory.get_host(name).data
+    for name, data in lb_host_data.items():
         mine = {key: data.get(key) for key in TLS_SETTINGS}
         mine["lb_tls_names"] = list(mine["lb_tls_names"] or [])
         if values is None:
@@ -107,204 +149,237 @@ def lb_tls_settings(cluster, inventory=None) -> dict:
                 f"lb hosts {first!r} and {name!r} have different {', '.join(differ)}: "
                 "both serve the same certificate; set it once in group_data/lb.py"
             )
+    if values is None:
+        raise ClusterConfigError("no lb host: the TLS certificate is served by the lb group")
     return values
 
 
-# (tls dir, names) -> TlsFiles checked or made by this process: a deploy asks once per host.
-_CHECKED: dict = {}
-# Made at first use: under pyinfra, threading is gevent's by then (a greenlet-aware lock).
-_PROCESS_LOCK = None
+def _split_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(DNS names, IP addresses), each sorted and without duplicates."""
+    dns, ips = set(), set()
+    for name in names:
+        try:
+            ips.add(ipaddress.ip_address(name))
+        except ValueError:
+            dns.add(name.lower())
+    # By version first: IPv4 and IPv6 addresses do not compare with each other.
+    ordered = sorted(ips, key=lambda ip: (ip.version, ip))
+    return tuple(sorted(dns)), tuple(str(ip) for ip in ordered)
 
 
-def ensure_tls(cluster, inventory=None, project_dir=None) -> TlsFiles:
-    """The certificate and key HAProxy serves, and the CA its clients trust (module doc).
-    Raises ClusterConfigError on a missing or mismatched user file or an openssl failure."""
-    settings = lb_tls_settings(cluster, inventory)
-    if settings["lb_tls_cert"] or settings["lb_tls_key"]:
-        return _user_files(settings, project_dir)
-    directory = tls_dir(cluster, project_dir)
-    dns, ips = expected_names(cluster, inventory)
-    key = (str(directory), tuple(dns), tuple(ips))
-    files = _CHECKED.get(key)
-    made = (files.cert, files.key, files.ca, directory / "ca.key") if files else ()
-    if not made or not all(p.is_file() for p in made):
-        files = _CHECKED[key] = _generated(directory, dns, ips, cluster.public_host)
-    return files
+# --- the files (on the control machine) -------------------------------------------------------
+
+
+def ensure_tls(settings: TlsSettings) -> TlsFiles:
+    """The certificate and key HAProxy serves, and the CA its clients trust: the user's files
+    checked, or the generated ones made when needed (module doc). Call once per deploy run.
+    Raises ClusterConfigError on a missing, unreadable or mismatched user file."""
+    if not settings.generated:
+        return _user_files(settings)
+    return _generated(settings)
+
+
+def certificate_names(cert: Path) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) in the subjectAltName of `cert`, sorted."""
+    leaf = _load_certs(cert, what=str(cert))[0]
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    dns, ips = _split_names([*san.get_values_for_type(x509.DNSName), *ips])
+    return list(dns), list(ips)
 
 
 # --- the user's own certificate ---------------------------------------------------------------
 
 
-def _user_files(settings, project_dir) -> TlsFiles:
-    if not (settings["lb_tls_cert"] and settings["lb_tls_key"]):
-        raise ClusterConfigError("set both lb_tls_cert and lb_tls_key, or neither (generated)")
-    cert, key = (project_path(settings[k], project_dir) for k in ("lb_tls_cert", "lb_tls_key"))
-    ca = project_path(settings["lb_tls_ca"], project_dir) if settings["lb_tls_ca"] else None
-    for setting, path in (("lb_tls_cert", cert), ("lb_tls_key", key), ("lb_tls_ca", ca)):
+def _user_files(settings: TlsSettings) -> TlsFiles:
+    files = (
+        ("lb_tls_cert", settings.user_cert),
+        ("lb_tls_key", settings.user_key),
+        ("lb_tls_ca", settings.user_ca),
+    )
+    for setting, path in files:
         if path is not None and not path.is_file():
             raise ClusterConfigError(f"{setting}: no such file on the control machine: {path}")
-    if _public_key_of_cert(cert) != _public_key_of_key(key):
-        raise ClusterConfigError(f"lb_tls_key {key} is not the key of lb_tls_cert {cert}")
-    if ca is not None:
-        _openssl("verify", "-CAfile", ca, "-untrusted", cert, cert, what=f"lb_tls_ca {ca}")
-    return TlsFiles(cert=cert, key=key, ca=ca, generated=False)
+    chain = _load_certs(settings.user_cert, what=f"lb_tls_cert {settings.user_cert}")
+    key = _load_key(settings.user_key, what=f"lb_tls_key {settings.user_key}")
+    if not _same_public_key(chain[0], key):
+        raise ClusterConfigError(
+            f"lb_tls_key {settings.user_key} is not the key of lb_tls_cert {settings.user_cert}"
+        )
+    if settings.user_ca is not None:
+        _verify_chain(chain, settings)
+    return TlsFiles(cert=settings.user_cert, key=settings.user_key, ca=settings.user_ca,
+                    generated=False)
+
+
+def _verify_chain(chain: list[x509.Certificate], settings: TlsSettings) -> None:
+    """The user's certificate must verify against lb_tls_ca as a server certificate for the
+    public host, the address workers connect to: an unusable certificate fails the deploy here
+    rather than every worker's calls later. Certificates after the first in lb_tls_cert are
+    its chain. cryptography's RFC 5280 / CA-B Forum profile is about as strict as OpenSSL's
+    X509_STRICT, which Python 3.13+ clients use by default (e.g. a CA needs keyUsage)."""
+    roots = _load_certs(settings.user_ca, what=f"lb_tls_ca {settings.user_ca}")
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store(roots))
+        .time(_now())
+        .build_server_verifier(_subject(settings.common_name))
+    )
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except verification.VerificationError as error:
+        raise ClusterConfigError(
+            f"lb_tls_cert {settings.user_cert} does not verify against lb_tls_ca "
+            f"{settings.user_ca} for {settings.common_name}: {error}"
+        ) from None
+
+
+def _subject(host: str) -> verification.Subject:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 # --- the generated CA and certificate ---------------------------------------------------------
 
 
-def _generated(directory: Path, dns: list[str], ips: list[str], common_name: str) -> TlsFiles:
+def _generated(settings: TlsSettings) -> TlsFiles:
+    directory = settings.directory
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    files = TlsFiles(
-        cert=directory / "server.crt",
-        key=directory / "server.key",
-        ca=directory / "ca.crt",
-        generated=True,
-    )
-    ca_key = directory / "ca.key"
-    # Two deploys starting together must not both generate (and each keep a different CA);
-    # nor two hosts of one deploy (pyinfra prepares hosts in concurrent greenlets).
-    global _PROCESS_LOCK
-    if _PROCESS_LOCK is None:
-        _PROCESS_LOCK = threading.Lock()
-    with _PROCESS_LOCK, _locked(directory):
-        new_ca = not _ca_is_usable(files.ca, ca_key)
-        if new_ca:
-            _make_ca(directory, files.ca, ca_key)
-        if new_ca or not _server_is_usable(files, dns, ips):
-            _make_server(directory, files, ca_key, dns, ips, common_name)
+    files = TlsFiles(cert=directory / "server.crt", key=directory / "server.key",
+                     ca=directory / "ca.crt", generated=True)
+    ca_key_path = directory / "ca.key"
+    # Two deploys starting together must not both generate (and each keep a different CA).
+    with _locked(directory):
+        ca = _usable_ca(files.ca, ca_key_path)
+        if ca is None:
+            ca = _make_ca(files.ca, ca_key_path)
+        if not _server_is_usable(files, ca[0], settings):
+            _make_server(files, ca, settings)
     return files
 
 
-def _ca_is_usable(ca: Path, ca_key: Path) -> bool:
-    if not (ca.is_file() and ca_key.is_file()):
-        return False
-    if not _ok("x509", "-in", ca, "-noout", "-checkend", str(RENEW_BEFORE)):
-        return False
-    return _public_key_of_cert(ca) == _public_key_of_key(ca_key)
-
-
-def _server_is_usable(files: TlsFiles, dns: list[str], ips: list[str]) -> bool:
-    if not (files.cert.is_file() and files.key.is_file()):
-        return False
-    if not _ok("verify", "-CAfile", files.ca, files.cert):  # signed by this CA, not expired
-        return False
-    if not _ok("x509", "-in", files.cert, "-noout", "-checkend", str(RENEW_BEFORE)):
-        return False
-    if _public_key_of_cert(files.cert) != _public_key_of_key(files.key):
-        return False
-    return certificate_names(files.cert) == (dns, ips)
-
-
-def certificate_names(cert: Path) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) in the subjectAltName of `cert`, sorted."""
-    out = _openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName", what=str(cert))
-    dns, ips = set(), set()
-    for entry in re.split(r",\s*", " ".join(out.splitlines()[1:]).strip()):
-        kind, _, value = entry.partition(":")
-        if kind.strip() == "DNS":
-            dns.add(value.strip().lower())
-        elif kind.strip() == "IP Address":
-            ips.add(str(ipaddress.ip_address(value.strip())))
-    return sorted(dns), sorted(ips, key=ipaddress.ip_address)
-
-
-def _make_ca(directory: Path, ca: Path, ca_key: Path) -> None:
-    config = f"""\
-[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = v3_ca
-[dn]
-CN = {CA_NAME}
-[v3_ca]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-"""
-    with _workdir(directory) as work:
-        (work / "ca.cnf").write_text(config)
-        _new_key(work / "ca.key")
-        _openssl(
-            "req", "-x509", "-new", "-sha256", "-days", str(CA_DAYS), "-config", work / "ca.cnf",
-            "-key", work / "ca.key", "-set_serial", _serial(), "-out", work / "ca.crt",
-            what="the CA certificate",
-        )
-        _install(work / "ca.key", ca_key)
-        _install(work / "ca.crt", ca)
-
-
-def _make_server(directory, files: TlsFiles, ca_key: Path, dns, ips, common_name) -> None:
-    alt = [f"DNS.{i} = {name}" for i, name in enumerate(dns, 1)]
-    alt += [f"IP.{i} = {ip}" for i, ip in enumerate(ips, 1)]
-    config = "\n".join(
-        [
-            "[req]",
-            "distinguished_name = dn",
-            "prompt = no",
-            "[dn]",
-            f"CN = {common_name}",
-            "[v3_server]",
-            "basicConstraints = critical, CA:FALSE",
-            "keyUsage = critical, digitalSignature",  # an EC key signs, never enciphers
-            "extendedKeyUsage = serverAuth",
-            "subjectKeyIdentifier = hash",
-            "authorityKeyIdentifier = keyid",
-            "subjectAltName = @alt",
-            "[alt]",
-            *alt,
-            "",
-        ]
-    )
-    with _workdir(directory) as work:
-        (work / "server.cnf").write_text(config)
-        _new_key(work / "server.key")
-        _openssl(
-            "req", "-new", "-config", work / "server.cnf", "-key", work / "server.key",
-            "-out", work / "server.csr", what="the server certificate request",
-        )
-        _openssl(
-            "x509", "-req", "-sha256", "-days", str(SERVER_DAYS), "-in", work / "server.csr",
-            "-CA", files.ca, "-CAkey", ca_key, "-set_serial", _serial(),
-            "-extfile", work / "server.cnf", "-extensions", "v3_server",
-            "-out", work / "server.crt", what="the server certificate",
-        )
-        # Key first: a crash in between leaves a mismatch, which the next run repairs.
-        _install(work / "server.key", files.key)
-        _install(work / "server.crt", files.cert)
-
-
-def _serial() -> str:
-    return "0x" + secrets.token_hex(16)
-
-
-def _new_key(path: Path) -> None:
-    _openssl(
-        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path,
-        what="a private key",
-    )
-    os.chmod(path, 0o600)
-
-
-def _install(src: Path, dest: Path) -> None:
-    os.chmod(src, 0o600 if src.suffix == ".key" else 0o644)
-    os.replace(src, dest)
-
-
-@contextlib.contextmanager
-def _workdir(directory: Path):
-    work = Path(tempfile.mkdtemp(dir=directory, prefix=".work-"))  # 0700, same file system
+def _usable_ca(ca_path: Path, key_path: Path):
+    """(certificate, key) of the existing CA, or None when it must be made again."""
     try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        cert = _load_certs(ca_path, what=str(ca_path))[0]
+        key = _load_key(key_path, what=str(key_path))
+    except (OSError, ClusterConfigError):
+        return None  # missing or unreadable: ours, so simply made again
+    if _expiring(cert) or not _same_public_key(cert, key):
+        return None
+    return cert, key
+
+
+def _server_is_usable(files: TlsFiles, ca: x509.Certificate, settings: TlsSettings) -> bool:
+    try:
+        cert = _load_certs(files.cert, what=str(files.cert))[0]
+        key = _load_key(files.key, what=str(files.key))
+        cert.verify_directly_issued_by(ca)  # issuer name and signature
+    except (OSError, ClusterConfigError, ValueError, TypeError, InvalidSignature):
+        return False
+    if _expiring(cert) or not _same_public_key(cert, key):
+        return False
+    names = (list(settings.dns_names), list(settings.ip_addresses))
+    return certificate_names(files.cert) == names
+
+
+def _make_ca(ca_path: Path, key_path: Path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    usage = _key_usage(key_cert_sign=True, crl_sign=True)
+    cert = (
+        _builder(name, name, key.public_key(), CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    # Key first: a crash in between leaves a mismatch, which the next run repairs.
+    _write_atomically(key_path, _key_pem(key), 0o600)
+    _write_atomically(ca_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert, key
+
+
+def _make_server(files: TlsFiles, ca, settings: TlsSettings) -> None:
+    ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, settings.common_name)])
+    alt_names = [
+        *(x509.DNSName(name) for name in settings.dns_names),
+        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in settings.ip_addresses),
+    ]
+    cert = (
+        _builder(subject, ca_cert.subject, key.public_key(), SERVER_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        # An EC key signs, never enciphers.
+        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_atomically(files.key, _key_pem(key), 0o600)
+    _write_atomically(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _builder(subject, issuer, public_key, validity) -> x509.CertificateBuilder:
+    start = _now() - BACKDATE
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + validity)
+    )
+
+
+def _key_usage(**asserted) -> x509.KeyUsage:
+    flags = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{flag: asserted.get(flag, False) for flag in flags})
+
+
+def _key_pem(key) -> bytes:
+    # Unencrypted PKCS#8, what `openssl genpkey` writes: HAProxy cannot prompt for a password.
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Replace `path` at once: a reader (or a crash) never sees half a file. mkstemp makes
+    the file 0600, so a key is never readable by others, not even for an instant."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
 def _locked(directory: Path):
-    # A POSIX record lock on a lock file, not flock(): under pyinfra's gevent, a subprocess
-    # started while holding a flock() keeps it held after we close our descriptor.
+    # A POSIX record lock: it excludes other processes (another deploy), not this one, whose
+    # caller runs ensure_tls once per run.
     fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -313,37 +388,43 @@ def _locked(directory: Path):
         os.close(fd)  # releases the lock
 
 
-# --- openssl ----------------------------------------------------------------------------------
+# --- reading certificates and keys ------------------------------------------------------------
 
 
-def _public_key_of_cert(cert: Path) -> str:
-    return _openssl("x509", "-in", cert, "-noout", "-pubkey", what=str(cert))
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _public_key_of_key(key: Path) -> str:
-    return _openssl("pkey", "-in", key, "-pubout", what=str(key))
+def _expiring(cert: x509.Certificate) -> bool:
+    """Expires within RENEW_BEFORE, or not valid yet (the clock went back)."""
+    now = _now()
+    return not cert.not_valid_before_utc <= now < cert.not_valid_after_utc - RENEW_BEFORE
 
 
-def _ok(*args) -> bool:
-    return _run(args).returncode == 0
+def _load_certs(path: Path, what: str) -> list[x509.Certificate]:
+    """Every certificate of a PEM file, the first being the subject's."""
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except ValueError as error:
+        raise ClusterConfigError(f"{what}: not a PEM certificate file ({error})") from None
+    return certs
 
 
-def _openssl(*args, what: str) -> str:
-    result = _run(args)
-    if result.returncode != 0:
+def _load_key(path: Path, what: str):
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except TypeError:
         raise ClusterConfigError(
-            f"openssl failed on {what}: {(result.stderr or result.stdout).strip()[-500:]}"
+            f"{what}: the private key is encrypted; HAProxy needs it unencrypted"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise ClusterConfigError(f"{what}: not a PEM private key ({error})") from None
+
+
+def _same_public_key(cert: x509.Certificate, key) -> bool:
+    def spki(public_key):
+        return public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    return result.stdout
 
-
-def _run(args) -> subprocess.CompletedProcess:
-    if shutil.which("openssl") is None:
-        raise ClusterConfigError("the openssl command is needed on the control machine")
-    return subprocess.run(
-        ["openssl", *map(str, args)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        umask=0o077,  # a new key is never readable by others, not even for an instant
-    )
+    return spki(cert.public_key()) == spki(key.public_key())
