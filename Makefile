@@ -37,7 +37,7 @@ lab-down: venv
 	$(PY) -m lab down
 
 bench: system-deps venv
-	$(PY) bench/lab.py
+	$(PY) -m bench.lab
 
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

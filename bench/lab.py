@@ -5,52 +5,48 @@
     deploy_first   `pyinfra -y --json inventory.py deploy.py` on the fresh lab (if deploy.py exists)
     deploy_rerun   the same again, nothing left to change
 
-Run from anywhere: python bench/lab.py [--cold] [--no-deploy]. Leaves the lab up.
+Run from the project dir: python -m bench.lab [--cold] [--no-deploy]. Leaves the lab up.
 """
 
-import argparse
-import os
 import shutil
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
-PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+from bench import arguments, timed
+from lab.client import PROJECT, run_lab, run_pyinfra
+from lab.paths import LabPaths
 
 
-def timed(argv: list[str]) -> float:
-    started = time.monotonic()
-    result = subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
+def checked(seconds_and_result, what) -> float:
+    seconds, result = seconds_and_result
     if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return elapsed
+        sys.exit(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return seconds
 
 
-def lab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lab", *args]
+def lab(*args) -> float:
+    return checked(timed(run_lab, *args, timeout=None), f"lab {' '.join(args)}")
+
+
+def deploy() -> float:
+    return checked(timed(run_pyinfra, timeout=None), "pyinfra deploy.py")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__, inventory=False)
     parser.add_argument("--cold", action="store_true", help="also time a cold up (deletes the cached base image)")
     parser.add_argument("--no-deploy", action="store_true", help="time the lab only")
     args = parser.parse_args()
 
-    timed(lab("down"))
+    lab("down")
     if args.cold:
-        base = Path(os.environ.get("LAB_DIR", "/var/lib/airflow-lab")) / "base-bookworm"
-        shutil.rmtree(base, ignore_errors=True)
-        print(f"cold_up {timed(lab('up')):.1f}", flush=True)
-        timed(lab("down"))
-    print(f"warm_up {timed(lab('up')):.1f}", flush=True)
+        shutil.rmtree(LabPaths.from_env().base, ignore_errors=True)
+        print(f"cold_up {lab('up'):.1f}", flush=True)
+        lab("down")
+    print(f"warm_up {lab('up'):.1f}", flush=True)
 
     if not args.no_deploy and (PROJECT / "deploy.py").is_file():
-        deploy = [PYINFRA, "-y", "--json", "inventory.py", "deploy.py"]
-        print(f"deploy_first {timed(deploy):.1f}", flush=True)
-        print(f"deploy_rerun {timed(deploy):.1f}", flush=True)
+        print(f"deploy_first {deploy():.1f}", flush=True)
+        print(f"deploy_rerun {deploy():.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Load balancer failover drill: how long HTTPS clients of the VIP see errors when HAProxy
 stops on the lb host holding the VIP, and whether the VIP flaps back when it returns.
 
-    python bench/lb_failover.py [--drills 3] [--inventory inventory.py]
+    python -m bench.lb_failover [--drills 3] [--inventory inventory.py]
 
 Each drill, on a deployed cluster with two lb hosts (the lab by default): a client opens a
 new HTTPS connection to the VIP every 50 ms (verifying the cluster's CA; any HTTP answer,
@@ -11,22 +11,14 @@ longest run of failures; then `systemctl start haproxy` and 10 s of watching tha
 stays where it is. Prints each drill and the medians. Sends traffic to the lab only.
 """
 
-import argparse
 import http.client
-import ssl
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))
-
-from cluster import tls  # noqa: E402
-from cluster.model import build_cluster, load_inventory  # noqa: E402
+from bench import arguments
+from lab.client import Lab
 
 PROBE_INTERVAL = 0.05
 PROBE_TIMEOUT = 1.0
@@ -34,43 +26,13 @@ MOVE_TIMEOUT = 30
 WATCH_AFTER_RETURN = 10
 
 
-class Lab:
-    def __init__(self, inventory_path):
-        self.inventory = load_inventory(str(inventory_path), project_dir=str(PROJECT))
-        self.cluster = build_cluster(self.inventory)
-        if self.cluster.lb_vip is None:
-            sys.exit("one lb host: no VIP to fail over")
-        self.vip = self.cluster.lb_vip
-        self.lb = list(self.cluster.groups["lb"])
-        data = self.inventory.get_host(self.lb[0]).data
-        self.https_port = data.get("lb_https_port")
-        self.ca = str(tls.ca_certificate_path(self.cluster, self.inventory, project_dir=PROJECT))
-
-    def ssh(self, name, command):
-        data = self.inventory.get_host(name).data
-        return subprocess.run(
-            ["ssh", "-i", data.ssh_key, "-o", f"UserKnownHostsFile={data.ssh_known_hosts_file}",
-             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-             f"{data.ssh_user}@{data.ssh_hostname}", command],
-            capture_output=True, text=True, timeout=60,
-        )
-
-    def holders(self):
-        return [n for n in self.lb
-                if self.vip in self.ssh(n, f"ip -o addr show to {self.vip}/32").stdout]
-
-    def served(self):
-        context = ssl.create_default_context(cafile=self.ca)
-        conn = http.client.HTTPSConnection(self.vip, self.https_port, timeout=PROBE_TIMEOUT,
-                                           context=context)
-        try:
-            conn.request("GET", "/api/v2/version")
-            conn.getresponse().read()
-            return True
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
+def served(lab):
+    """Whether the VIP answers HTTPS (any HTTP status)."""
+    try:
+        lab.https_get(lab.cluster.lb_vip, "/api/v2/version", timeout=PROBE_TIMEOUT)
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 class Client(threading.Thread):
@@ -82,7 +44,7 @@ class Client(threading.Thread):
 
     def run(self):
         while not self.stopping.is_set():
-            self.samples.append((time.monotonic(), self.lab.served()))
+            self.samples.append((time.monotonic(), served(self.lab)))
             time.sleep(PROBE_INTERVAL)
 
     def longest_outage(self):
@@ -98,30 +60,30 @@ class Client(threading.Thread):
 
 
 def drill(lab):
-    holders = lab.holders()
+    holders = lab.vip_holders()
     if len(holders) != 1:
         raise RuntimeError(f"expected one VIP holder, found {holders}")
     old = holders[0]
-    new = next(n for n in lab.lb if n != old)
+    new = next(n for n in lab.cluster.groups["lb"] if n != old)
     client = Client(lab)
     client.start()
     time.sleep(1)
     start = time.monotonic()
-    lab.ssh(old, "systemctl stop haproxy")
+    lab.run(old, "systemctl stop haproxy", timeout=60)
     moved_after = None
     try:
         while time.monotonic() - start < MOVE_TIMEOUT:
-            if lab.holders() == [new]:
+            if lab.vip_holders() == [new]:
                 moved_after = time.monotonic() - start
                 break
             time.sleep(0.1)
         time.sleep(2)
     finally:
-        lab.ssh(old, "systemctl start haproxy")
+        lab.run(old, "systemctl start haproxy", timeout=60)
     returned = time.monotonic()
     flapped = False
     while time.monotonic() - returned < WATCH_AFTER_RETURN:
-        if lab.holders() != [new]:
+        if lab.vip_holders() != [new]:
             flapped = True
         time.sleep(0.5)
     client.stopping.set()
@@ -133,11 +95,12 @@ def drill(lab):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--drills", type=int, default=3)
-    parser.add_argument("--inventory", default=str(PROJECT / "inventory.py"))
     args = parser.parse_args()
     lab = Lab(args.inventory)
+    if lab.cluster.lb_vip is None:
+        sys.exit("one lb host: no VIP to fail over")
     results = []
     for number in range(1, args.drills + 1):
         result = drill(lab)

@@ -4,7 +4,7 @@ These run first, on the freshly booted lab, before the session's first deploy.""
 
 import re
 
-from labkit import INVENTORY, run_pyinfra
+from lab.client import INVENTORY, run_pyinfra
 
 # What the common role would change first on a host that was never deployed to.
 FINGERPRINT = (

@@ -11,26 +11,16 @@ Requests go from this machine to the lab's addresses only (172.29.213.0/24), nev
 proxy.
 """
 
-import base64
-import csv
-import io
 import json
-import os
-import ssl
-import time
-import urllib.error
-import urllib.request
 
 import pytest
-from labkit import INVENTORY, PROJECT, run_pyinfra, ssh_host
 
-from cluster import tls
-from cluster.model import build_cluster, load_inventory
-from cluster.secret_store import load as load_secrets
+from cluster.passwords import make_password_hash
+from lab.client import run_pyinfra, wait_for
+from tests.lab.support import LAB, LAB_EXTERNAL
 
-LAB_EXTERNAL = os.environ.get("LAB_EXTERNAL") == "1"
-INV = load_inventory(str(INVENTORY), project_dir=str(PROJECT))
-CLUSTER = build_cluster(INV)
+CLUSTER = LAB.cluster
+AIRFLOW_GROUPS = ("web", "scheduler", "worker")
 ROLE_UNITS = {
     "web": ["airflow-api-server.service"],
     "scheduler": [
@@ -52,40 +42,11 @@ DEFAULT_SECRETS = [
 
 
 @pytest.fixture(scope="module")
-def airflow_deploy(request):
-    if not LAB_EXTERNAL:
-        return request.getfixturevalue("deployed")["first"]
-    run = run_pyinfra("--limit", "web", "--limit", "scheduler", "--limit", "worker")
-    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
-    return run
+def airflow_deploy(role_deploy):
+    return role_deploy(*AIRFLOW_GROUPS)["first"]
 
 
-def ssh(name):
-    return ssh_host(name)
-
-
-def secrets():
-    return load_secrets(CLUSTER.settings["secrets_file"], project_dir=PROJECT)
-
-
-def data(name):
-    return INV.get_host(name).data
-
-
-def wait_for(what, predicate, timeout, interval=2.0):
-    """predicate()'s first truthy value within `timeout` seconds, else fail naming `what`."""
-    deadline, last = time.monotonic() + timeout, None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except Exception as error:  # noqa: BLE001 - retried until the deadline
-            last = f"{type(error).__name__}: {error}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s (last: {last!r})")
-        time.sleep(interval)
+ssh, data = LAB.host, LAB.data
 
 
 def expected_units(name):
@@ -138,14 +99,14 @@ def test_config_is_private_and_holds_no_default_secret(airflow_deploy, name):
     for path in rendered:
         if path != config.path:
             text = host.file(path).content_string
-            assert not [k for k, v in secrets().items() if v in text], f"a secret in {path}"
+            assert not [k for k, v in LAB.secrets.items() if v in text], f"a secret in {path}"
 
 
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
 def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
     """What Airflow itself reads on the host: the shared keys of the secrets file."""
     host = ssh(name)
-    wanted = secrets()
+    wanted = LAB.secrets
     for section, key, secret in (
         ("core", "fernet_key", "fernet_key"),
         ("api", "secret_key", "api_secret_key"),
@@ -215,19 +176,8 @@ def test_scheduler_health_server(airflow_deploy, name):
 
 
 def test_both_api_servers_up_in_haproxy(airflow_deploy):
-    user = data(CLUSTER.groups["lb"][0]).lb_stats_user
-    auth = base64.b64encode(f"{user}:{secrets()['stats_password']}".encode()).decode()
-    port = data(CLUSTER.groups["lb"][0]).lb_stats_port
-
     def backends_up(address):
-        request = urllib.request.Request(
-            f"http://{address}:{port}/;csv", headers={"Authorization": f"Basic {auth}"}
-        )
-        with NO_PROXY.open(request, timeout=10) as response:
-            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
-            servers = {row["svname"]: row["status"] for row in rows
-                       if row["pxname"] == "api_servers"
-                       and row["svname"] not in ("FRONTEND", "BACKEND")}
+        servers = LAB.backend_status(address)
         return servers == {name: "UP" for name in CLUSTER.groups["web"]}
 
     for address in CLUSTER.addresses("lb"):
@@ -237,53 +187,14 @@ def test_both_api_servers_up_in_haproxy(airflow_deploy):
 
 # --- the REST API through the load balancer ---------------------------------------------------
 
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class Api:
-    """The Airflow REST API at the public URL (the load balancer), as the admin user."""
-
-    def __init__(self, base_url):
-        self.base_url = base_url.rstrip("/")
-        ca = tls.ca_certificate_path(CLUSTER, INV, project_dir=PROJECT)
-        context = ssl.create_default_context(cafile=str(ca) if ca else None)
-        self.opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-        )
-        self.token = None
-
-    def call(self, method, path, body=None, auth=True, timeout=30):
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            self.base_url + path, method=method, headers=headers,
-            data=None if body is None else json.dumps(body).encode(),
-        )
-        try:
-            with self.opener.open(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")
-
-    def login(self, password):
-        admin = data(AIRFLOW_HOSTS[0]).airflow_admin_user
-        status, answer = self.call(
-            "POST", "/auth/token", {"username": admin, "password": password}, auth=False
-        )
-        assert status in (200, 201), (status, answer)
-        self.token = answer["access_token"]
-
 
 @pytest.fixture(scope="module")
 def api(airflow_deploy):
     # AIRFLOW_TEST_API_URL: another URL (e.g. one API server) while no load balancer is up.
-    client = Api(os.environ.get("AIRFLOW_TEST_API_URL", CLUSTER.public_url))
+    client = LAB.api()
     wait_for("the API answers through the load balancer",
              lambda: client.call("GET", "/api/v2/version", auth=False)[0] == 200, timeout=300)
-    client.login(secrets()["admin_password"])
+    client.login(LAB.secrets["admin_password"])
     return client
 
 
@@ -303,35 +214,12 @@ def test_wrong_admin_password_is_refused(api):
 
 def trigger(api, dag_id):
     """Unpause `dag_id` once it is parsed and trigger a run: the run's id."""
-    wait_for(f"{dag_id} parsed", lambda: api.call("GET", f"/api/v2/dags/{dag_id}")[0] == 200,
-             timeout=300)
-    status, answer = api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-    assert status == 200, answer
-    status, run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
-    assert status == 200, run
-    return run["dag_run_id"]
-
-
-def finished(api, dag_id, run_id, timeout):
-    """The run's JSON once it has ended."""
-
-    def ended():
-        _, current = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-        return current if current["state"] in ("success", "failed") else None
-
-    return wait_for(f"{dag_id} run {run_id} finished", ended, timeout=timeout)
+    api.unpause(dag_id)
+    return api.trigger(dag_id)
 
 
 def run_dag(api, dag_id, timeout):
-    return finished(api, dag_id, trigger(api, dag_id), timeout)
-
-
-def task_instances(api, dag_id, run_id):
-    status, answer = api.call(
-        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100"
-    )
-    assert status == 200, answer
-    return answer["task_instances"]
+    return api.finished(dag_id, trigger(api, dag_id), timeout)
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +228,7 @@ def fanout_run(api):
 
 
 def test_fanout_dag_succeeds_on_every_worker(api, fanout_run):
-    tis = task_instances(api, FANOUT, fanout_run["dag_run_id"])
+    tis = api.task_instances(FANOUT, fanout_run["dag_run_id"])
     work = [ti for ti in tis if ti["task_id"].startswith("work_")]
     assert len(work) >= 20
     assert {ti["state"] for ti in tis} == {"success"}, [(t["task_id"], t["state"]) for t in tis]
@@ -351,7 +239,7 @@ def test_fanout_dag_succeeds_on_every_worker(api, fanout_run):
 
 def test_task_log_readable_through_the_api(api, fanout_run):
     run_id = fanout_run["dag_run_id"]
-    ti = next(t for t in task_instances(api, FANOUT, run_id) if t["task_id"] == "work_00")
+    ti = next(t for t in api.task_instances(FANOUT, run_id) if t["task_id"] == "work_00")
     path = (f"/api/v2/dags/{FANOUT}/dagRuns/{run_id}/taskInstances/work_00/logs/"
             f"{ti['try_number']}?full_content=true")
     status, log = api.call("GET", path)
@@ -367,7 +255,7 @@ def test_stopping_a_worker_lets_its_running_tasks_finish(api, fanout_run):
     run_id = trigger(api, FANOUT)
 
     def running_on_worker():
-        return [ti["task_id"] for ti in task_instances(api, FANOUT, run_id)
+        return [ti["task_id"] for ti in api.task_instances(FANOUT, run_id)
                 if ti["state"] == "running" and ti["hostname"] == worker]
 
     interrupted = wait_for(f"a task running on {worker}", running_on_worker, timeout=300,
@@ -375,11 +263,11 @@ def test_stopping_a_worker_lets_its_running_tasks_finish(api, fanout_run):
     stopped = ssh(worker).run("systemctl stop airflow-worker@1.service")
     try:
         assert stopped.rc == 0, stopped.stderr
-        final = finished(api, FANOUT, run_id, timeout=900)
+        final = api.finished(FANOUT, run_id, timeout=900)
     finally:
         started = ssh(worker).run("systemctl start airflow-worker@1.service")
         assert started.rc == 0, started.stderr
-    tis = {ti["task_id"]: ti for ti in task_instances(api, FANOUT, run_id)}
+    tis = {ti["task_id"]: ti for ti in api.task_instances(FANOUT, run_id)}
     states = {task: ti["state"] for task, ti in tis.items()}
     assert {states[task] for task in interrupted} == {"success"}, states
     # Finished by the stopped worker on their first try: a killed task would have been
@@ -390,7 +278,7 @@ def test_stopping_a_worker_lets_its_running_tasks_finish(api, fanout_run):
 
 def test_health_check_dag_succeeds(api):
     run = run_dag(api, HEALTH, timeout=600)
-    tis = task_instances(api, HEALTH, run["dag_run_id"])
+    tis = api.task_instances(HEALTH, run["dag_run_id"])
     assert {ti["task_id"]: ti["state"] for ti in tis} == {
         "broker_primary": "success", "database": "success", "workers_answer": "success"
     }
@@ -399,8 +287,6 @@ def test_health_check_dag_succeeds(api):
 def test_admin_password_is_put_back_by_the_next_deploy(api):
     """The admin password follows the secrets file: changed behind the deploy's back, the next
     run sets it again (and changes nothing else)."""
-    from tasks.airflow_db import make_password_hash
-
     name = CLUSTER.groups["web"][0]
     admin, email = data(name).airflow_admin_user, data(name).airflow_admin_email
     changed = ssh(name).run(
@@ -414,7 +300,7 @@ def test_admin_password_is_put_back_by_the_next_deploy(api):
     assert [name for name, _ in run.changed_operations()] == [
         f"Airflow | admin user {admin!r}: created once, password from the secrets file"
     ]
-    api.login(secrets()["admin_password"])
+    api.login(LAB.secrets["admin_password"])
     assert api.call("POST", "/auth/token", {"username": admin, "password": "changed-by-hand"},
                     auth=False)[0] in (400, 401, 403)
 
@@ -423,7 +309,7 @@ def test_admin_password_is_put_back_by_the_next_deploy(api):
 
 
 def test_second_airflow_deploy_changes_nothing(airflow_deploy):
-    args = ("--limit", "web", "--limit", "scheduler", "--limit", "worker") if LAB_EXTERNAL else ()
+    args = [a for g in AIRFLOW_GROUPS for a in ("--limit", g)] if LAB_EXTERNAL else ()
     rerun = run_pyinfra(*args)
     assert rerun.returncode == 0 and rerun.totals.get("error", 0) == 0, rerun.describe()
     assert rerun.changed_operations() == [], rerun.changed_operations()

@@ -2,27 +2,19 @@
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from labkit import INVENTORY, PROJECT, PYINFRA
+from lab.client import run_pyinfra
+from tests.lab.support import LAB
 
-from cluster.model import build_cluster, load_inventory
-
-CLUSTER = build_cluster(load_inventory(str(INVENTORY), project_dir=str(PROJECT)))
+CLUSTER = LAB.cluster
 HOST_NAMES = list(CLUSTER.nodes)
 SETTINGS = CLUSTER.settings
 
 
 def test_every_host_answers_pyinfra_over_ssh(lab):
-    completed = subprocess.run(
-        [PYINFRA, "-y", "--json", str(INVENTORY), "fact", "server.Hostname"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    completed = run_pyinfra(target=("fact", "server.Hostname"), timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     facts = json.loads(completed.stdout)
     hostnames = facts.get("server.Hostname", facts)
@@ -81,7 +73,7 @@ def test_kernel_settings(deployed, hosts, name):
 @pytest.mark.parametrize("name", HOST_NAMES)
 def test_package_access_and_cluster_names(deployed, hosts, name):
     host = hosts[name]
-    proxy = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data.http_proxy
+    proxy = LAB.data(name).http_proxy
     assert host.file("/etc/apt/apt.conf.d/80proxy").contains(proxy)
     assert host.file("/etc/pip.conf").contains(f"proxy = {proxy}")
     for package in SETTINGS["base_packages"]:

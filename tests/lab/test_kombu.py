@@ -7,26 +7,17 @@ import uuid
 import kombu
 import kombu.exceptions
 import kombu.simple
-import pytest
-from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
 
-from bench.failover import FAILOVER_TIMEOUT
-from cluster import datatier
+from lab.client import FAILOVER_TIMEOUT
 
 BEFORE, DURING = 100, 200
 
 
-@pytest.fixture(scope="module")
-def redis_lab(data_tier):
-    view = lab_view()
-    view.wait_healthy()
-    return view
-
-
 def connection(redis_lab):
+    urls = redis_lab.connections
     return kombu.Connection(
-        datatier.broker_url(redis_lab.cluster, redis_lab.secrets),
-        transport_options=datatier.broker_transport_options(redis_lab.cluster, redis_lab.secrets),
+        urls.celery_broker_url,
+        transport_options=urls.celery_broker_transport_options,
         connect_timeout=10,
     )
 

@@ -8,110 +8,41 @@ and only the lb role is deployed: `pyinfra -y --json inventory.py deploy.py --li
 Requests go from this machine to the lab's addresses only (172.29.213.0/24).
 """
 
-import base64
-import csv
 import http.client
-import io
-import os
 import ssl
 import time
 
 import pytest
-from labkit import INVENTORY, PROJECT, run_pyinfra, ssh_host
 
 from cluster import tls
-from cluster.model import build_cluster, load_inventory
-from cluster.secret_store import load as load_secrets
+from lab.client import run_pyinfra, wait_for
+from tests.lab.support import LAB, LAB_EXTERNAL
 
-LAB_EXTERNAL = os.environ.get("LAB_EXTERNAL") == "1"
-INV = load_inventory(str(INVENTORY), project_dir=str(PROJECT))
-CLUSTER = build_cluster(INV)
+CLUSTER = LAB.cluster
 LB_HOSTS = list(CLUSTER.groups["lb"])
 OTHER_HOSTS = [name for name in CLUSTER.nodes if name not in LB_HOSTS]
 VIP = CLUSTER.lb_vip
-LB_DATA = INV.get_host(LB_HOSTS[0]).data
 HTTP_PORT, HTTPS_PORT, STATS_PORT = (
-    LB_DATA.get(k) for k in ("lb_http_port", "lb_https_port", "lb_stats_port")
+    LAB.lb_setting(k) for k in ("lb_http_port", "lb_https_port", "lb_stats_port")
 )
 # Every address clients may use: the VIP and each lb host's own.
 FRONT_ADDRESSES = [VIP, *CLUSTER.addresses("lb")]
 
 
 @pytest.fixture(scope="module")
-def lb_deploy(request):
-    if not LAB_EXTERNAL:
-        return request.getfixturevalue("deployed")["first"]
-    run = run_pyinfra("--limit", "lb")
-    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
-    return run
+def lb_deploy(role_deploy):
+    return role_deploy("lb")["first"]
 
 
-def ssh(name):
-    return ssh_host(name)
+ssh, http_get, https_get, vip_holders, backend_status = (
+    LAB.host, LAB.http_get, LAB.https_get, LAB.vip_holders, LAB.backend_status
+)
 
 
-def secrets():
-    return load_secrets(CLUSTER.settings["secrets_file"], project_dir=PROJECT)
-
-
-def ca_file():
-    return str(tls.ca_certificate_path(CLUSTER, INV, project_dir=PROJECT))
-
-
-def http_get(address, port, path="/", headers=None, timeout=10):
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def https_get(address, path="/", timeout=10):
-    """(status, peer certificate DER, body) over HTTPS, verifying with the cluster's CA."""
-    context = ssl.create_default_context(cafile=ca_file())
-    conn = http.client.HTTPSConnection(address, HTTPS_PORT, timeout=timeout, context=context)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        der = conn.sock.getpeercert(binary_form=True)
-        return response.status, der, response.read()
-    finally:
-        conn.close()
-
-
-def basic_auth(user, password):
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def stats_csv(address):
-    """HAProxy's stats as rows (dicts), read with the stats password."""
-    headers = basic_auth(LB_DATA.get("lb_stats_user"), secrets()["stats_password"])
-    status, _, body = http_get(address, STATS_PORT, "/;csv", headers=headers)
-    assert status == 200, body[:300]
-    text = body.decode().lstrip("# ")
-    return list(csv.DictReader(io.StringIO(text)))
-
-
-def vip_holders(names=None):
-    """The hosts that have the VIP on an interface."""
-    holders = []
-    for name in names or LB_HOSTS:
-        out = ssh(name).run(f"ip -o addr show to {VIP}/32").stdout
-        if VIP in out:
-            holders.append(name)
-    return holders
-
-
-def wait_for(predicate, timeout, interval=0.5):
-    """predicate()'s first truthy value within `timeout` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+def settled(predicate, timeout, interval=0.5):
+    """predicate()'s first truthy value within `timeout` seconds, else its last (falsy) one,
+    for the test's own assertion to say what it saw."""
+    return wait_for("", predicate, timeout, interval, fail=False)
 
 
 # --- services and files -----------------------------------------------------------------------
@@ -168,7 +99,7 @@ def test_http_redirects_to_https(lb_deploy, address):
 def test_https_answers_with_the_cluster_certificate(lb_deploy, address):
     # Verified against the CA the workers trust, for this exact address (an IP SAN).
     status, der, _ = https_get(address, "/api/v2/version")
-    expected = tls.ensure_tls(CLUSTER, INV, project_dir=PROJECT).cert.read_text()
+    expected = tls.ensure_tls(CLUSTER.tls).cert.read_text()
     assert der == ssl.PEM_cert_to_DER_cert(expected)
     # 200 from an API server, or HAProxy's own 503 while no API server is up: HTTP answered.
     assert status in (200, 503)
@@ -177,9 +108,9 @@ def test_https_answers_with_the_cluster_certificate(lb_deploy, address):
 @pytest.mark.parametrize("address", CLUSTER.addresses("lb"))
 def test_stats_page_needs_the_password(lb_deploy, address):
     assert http_get(address, STATS_PORT, "/")[0] == 401
-    wrong = basic_auth(LB_DATA.get("lb_stats_user"), "not-the-password")
+    wrong = LAB.stats_auth("not-the-password")
     assert http_get(address, STATS_PORT, "/", headers=wrong)[0] == 401
-    right = basic_auth(LB_DATA.get("lb_stats_user"), secrets()["stats_password"])
+    right = LAB.stats_auth()
     status, _, body = http_get(address, STATS_PORT, "/", headers=right)
     assert status == 200 and b"api_servers" in body
     # Read-only: no admin controls on the page, and an admin action is refused.
@@ -206,11 +137,6 @@ def api_answers(lb_name, address, port):
     return out.strip() == "200"
 
 
-def backend_status(address):
-    return {row["svname"]: row["status"] for row in stats_csv(address)
-            if row["pxname"] == "api_servers" and row["svname"] not in ("FRONTEND", "BACKEND")}
-
-
 @pytest.mark.parametrize("lb_name", LB_HOSTS)
 def test_haproxy_sees_every_api_server_as_it_is(lb_deploy, lb_name):
     """HAProxy's health view matches what each API server answers right now: UP when
@@ -224,7 +150,7 @@ def test_haproxy_sees_every_api_server_as_it_is(lb_deploy, lb_name):
         last["haproxy"] = backend_status(address)
         return last["haproxy"] == last["answering"]
 
-    assert wait_for(matches, timeout=30), f"on {lb_name}: {last}"
+    assert settled(matches, timeout=30), f"on {lb_name}: {last}"
     print(f"\n{lb_name}: HAProxy sees {last['haproxy']}")
 
 
@@ -236,7 +162,7 @@ def test_both_api_servers_up_through_the_vip(lb_deploy):
         pytest.skip("no API server answers GET /api/v2/version yet (web role not deployed)")
     for lb_name in LB_HOSTS:
         address = CLUSTER.node(lb_name).address
-        seen = wait_for(lambda: (s := backend_status(address)) and
+        seen = settled(lambda: (s := backend_status(address)) and
                         set(s.values()) == {"UP"} and s, timeout=120) or backend_status(address)
         assert seen == {name: "UP" for name, _, _ in CLUSTER.api_backends}, lb_name
     status, _, body = https_get(VIP, "/api/v2/version")
@@ -247,29 +173,29 @@ def test_both_api_servers_up_through_the_vip(lb_deploy):
 
 
 def test_exactly_one_lb_host_holds_the_vip(lb_deploy):
-    holders = wait_for(lambda: len(h := vip_holders()) == 1 and h, timeout=30) or vip_holders()
+    holders = settled(lambda: len(h := vip_holders()) == 1 and h, timeout=30) or vip_holders()
     assert len(holders) == 1, holders
     assert vip_holders(OTHER_HOSTS) == []
 
 
 def test_stopping_haproxy_moves_the_vip_and_it_does_not_flap_back(lb_deploy):
-    holders = wait_for(lambda: len(h := vip_holders()) == 1 and h, timeout=30)
+    holders = settled(lambda: len(h := vip_holders()) == 1 and h, timeout=30)
     assert holders, vip_holders()
     old = holders[0]
     new = next(name for name in LB_HOSTS if name != old)
     try:
         start = time.monotonic()
         assert ssh(old).run("systemctl stop haproxy").rc == 0
-        moved = wait_for(lambda: vip_holders() == [new], timeout=30, interval=0.2)
+        moved = settled(lambda: vip_holders() == [new], timeout=30, interval=0.2)
         elapsed = time.monotonic() - start
         assert moved, f"VIP holders 30 s after stopping haproxy on {old}: {vip_holders()}"
         print(f"\nVIP moved from {old} to {new} in {elapsed:.1f} s")
         # Clients of the VIP reach the other HAProxy.
-        assert wait_for(lambda: _https_ok(VIP), timeout=15), "HTTPS on the VIP after failover"
+        assert settled(lambda: _https_ok(VIP), timeout=15), "HTTPS on the VIP after failover"
     finally:
         ssh(old).run("systemctl start haproxy")
     # The old holder recovers (its check passes again) and stays BACKUP: no flap back.
-    assert wait_for(lambda: http_get(CLUSTER.node(old).address, STATS_PORT, "/healthz")[0] == 200,
+    assert settled(lambda: http_get(CLUSTER.node(old).address, STATS_PORT, "/healthz")[0] == 200,
                     timeout=30)
     deadline = time.monotonic() + 10  # > fall/rise (2 s) + several adverts
     while time.monotonic() < deadline:

@@ -9,32 +9,20 @@ import uuid
 
 import pg8000.native
 import pytest
-from labkit import INVENTORY, PROJECT
-from redis_kit import (  # noqa: F401  (data_tier is a fixture)
-    data_tier,
-    lab_view,
-    listening,
-    owner_and_mode,
-    ssh_host,
-)
 
-from cluster import datatier
-from cluster.model import load_inventory
+from cluster.passwords import scram_verifier_matches
+from tests.lab.support import LAB, listening, owner_and_mode
 
 CONFIG_DIR = "/etc/postgresql/15/main"
+DATABASE = LAB.cluster.database
 
 
 @pytest.fixture(scope="module")
-def redis_lab(data_tier):
-    view = lab_view()
-    if not view.cluster.groups["postgres"]:
+def db(data_tier):
+    """The postgres host."""
+    if not LAB.cluster.groups["postgres"]:
         pytest.skip("the inventory has no postgres group (external database)")
-    return view
-
-
-@pytest.fixture(scope="module")
-def db(redis_lab):
-    return redis_lab.cluster.groups["postgres"][0]
+    return LAB.cluster.groups["postgres"][0]
 
 
 def _free_port():
@@ -47,17 +35,12 @@ def _free_port():
 def tunnel_from(name, target, port):
     """A local port whose connections reach `target:port` from host `name` (ssh -L): the
     database sees them coming from that host's address."""
-    data = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(name).data
     local = _free_port()
     process = subprocess.Popen(
-        [
-            "ssh", "-N", "-i", data.ssh_key,
-            "-o", f"UserKnownHostsFile={data.ssh_known_hosts_file}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+        LAB.ssh_argv(
+            name, "-N", "-o", "ExitOnForwardFailure=yes",
             "-L", f"127.0.0.1:{local}:{target}:{port}",
-            f"{data.ssh_user}@{data.ssh_hostname}",
-        ],
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -75,13 +58,13 @@ def tunnel_from(name, target, port):
         process.wait(30)
 
 
-def connect(redis_lab, host, port, password=None):
+def connect(host, port, password=None):
     return pg8000.native.Connection(
-        user=redis_lab.cluster.database_user,
-        password=redis_lab.secrets["postgres_password"] if password is None else password,
+        user=DATABASE.user,
+        password=LAB.secrets["postgres_password"] if password is None else password,
         host=host,
         port=port,
-        database=redis_lab.cluster.database_name,
+        database=DATABASE.name,
         timeout=30,
         # The lab's PostgreSQL has no TLS; not even trying also keeps pg8000's channel-binding
         # check away from gevent's patched ssl module (pyinfra's CLI monkey-patches).
@@ -89,50 +72,49 @@ def connect(redis_lab, host, port, password=None):
     )
 
 
-def test_service_running_and_enabled(redis_lab, db):
-    host = ssh_host(db)
+def test_service_running_and_enabled(db):
+    host = LAB.host(db)
     assert host.service("postgresql@15-main").is_running
     assert host.service("postgresql").is_enabled
 
 
-def test_listening_on_the_cluster_address_only(redis_lab, db):
-    assert listening(ssh_host(db), redis_lab.cluster.database_port) == {
-        redis_lab.cluster.node(db).address
+def test_listening_on_the_cluster_address_only(db):
+    assert listening(LAB.host(db), DATABASE.port) == {
+        LAB.cluster.node(db).address
     }
 
 
-def test_config_files_are_private(redis_lab, db):
-    host = ssh_host(db)
+def test_config_files_are_private(db):
+    host = LAB.host(db)
     for path in (f"{CONFIG_DIR}/pg_hba.conf", f"{CONFIG_DIR}/conf.d/airflow-cluster.conf"):
         user, group, mode = owner_and_mode(host, path)
         assert (user, group) == ("postgres", "postgres"), path
         assert mode & ~0o640 == 0, f"{path} has mode {mode:o}"
 
 
-def test_settings_in_force(redis_lab, db):
-    host = ssh_host(db)
-    settings = load_inventory(str(INVENTORY), project_dir=str(PROJECT)).get_host(db).data.dict()
+def test_settings_in_force(db):
+    host = LAB.host(db)
 
     def show(name):
         return host.check_output(f"su postgres -c \"psql -AtXq -c 'SHOW {name}'\"")
 
-    assert int(show("max_connections")) == datatier.postgres_max_connections(redis_lab.cluster, settings)
+    assert int(show("max_connections")) == DATABASE.max_connections
     assert show("password_encryption") == "scram-sha-256"
     stored = host.check_output(
         "su postgres -c \"psql -AtXq -c \\\"SELECT rolpassword FROM pg_authid "
-        f"WHERE rolname = '{redis_lab.cluster.database_user}'\\\"\""
+        f"WHERE rolname = '{DATABASE.user}'\\\"\""
     )
-    assert datatier.scram_verifier_matches(redis_lab.secrets["postgres_password"], stored)
+    assert scram_verifier_matches(LAB.secrets["postgres_password"], stored)
 
 
-def test_airflow_role_connects_from_a_web_host(redis_lab, db):
-    web = redis_lab.cluster.groups["web"][0]
-    with tunnel_from(web, redis_lab.cluster.database_host, redis_lab.cluster.database_port) as port:
-        conn = connect(redis_lab, "127.0.0.1", port)
+def test_airflow_role_connects_from_a_web_host(db):
+    web = LAB.cluster.groups["web"][0]
+    with tunnel_from(web, DATABASE.host, DATABASE.port) as port:
+        conn = connect("127.0.0.1", port)
         try:
             [[user, address]] = conn.run("SELECT current_user, host(inet_client_addr())")
-            assert user == redis_lab.cluster.database_user
-            assert address == redis_lab.cluster.node(web).address
+            assert user == DATABASE.user
+            assert address == LAB.cluster.node(web).address
             # It owns its database: it can create the tables `airflow db migrate` creates.
             table = f"t_{uuid.uuid4().hex}"
             conn.run(f"CREATE TABLE {table} (id int)")
@@ -141,15 +123,15 @@ def test_airflow_role_connects_from_a_web_host(redis_lab, db):
         finally:
             conn.close()
         with pytest.raises(pg8000.native.DatabaseError, match="password authentication failed"):
-            connect(redis_lab, "127.0.0.1", port, password="not-the-password")
+            connect("127.0.0.1", port, password="not-the-password")
 
 
-def test_hosts_outside_the_list_are_refused(redis_lab, db):
+def test_hosts_outside_the_list_are_refused(db):
     # This machine (the lab bridge's address) is no cluster host at all.
     with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
-        connect(redis_lab, redis_lab.cluster.database_host, redis_lab.cluster.database_port)
+        connect(DATABASE.host, DATABASE.port)
     # A cluster host that runs no Airflow process (a load balancer) is not a client either.
-    lb = redis_lab.cluster.groups["lb"][0]
-    with tunnel_from(lb, redis_lab.cluster.database_host, redis_lab.cluster.database_port) as port:
+    lb = LAB.cluster.groups["lb"][0]
+    with tunnel_from(lb, DATABASE.host, DATABASE.port) as port:
         with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
-            connect(redis_lab, "127.0.0.1", port)
+            connect("127.0.0.1", port)

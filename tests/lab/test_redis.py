@@ -7,26 +7,12 @@ import uuid
 import pytest
 import redis
 from redis.sentinel import Sentinel
-from redis_kit import (  # noqa: F401  (data_tier is a fixture)
-    data_tier,
-    lab_view,
-    listening,
-    owner_and_mode,
-    ssh_host,
-)
 
-from cluster import datatier
+from tests.lab.support import listening, owner_and_mode
 
 REDIS_HOSTS = ("redis1", "redis2", "redis3")
 RUNTIME_FILES = ("/etc/redis/redis.conf", "/etc/redis/sentinel.conf")
 OWNED_FILES = ("/etc/redis/airflow-cluster/redis.conf", "/etc/redis/airflow-cluster/sentinel.conf")
-
-
-@pytest.fixture(scope="module")
-def redis_lab(data_tier):
-    view = lab_view()
-    view.wait_healthy()
-    return view
 
 
 def test_rerun_changes_nothing(data_tier):
@@ -37,7 +23,7 @@ def test_rerun_changes_nothing(data_tier):
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
 def test_services_running_and_enabled(redis_lab, name):
-    host = ssh_host(name)
+    host = redis_lab.host(name)
     for service in ("redis-server", "redis-sentinel"):
         assert host.service(service).is_running, service
         assert host.service(service).is_enabled, service
@@ -45,7 +31,7 @@ def test_services_running_and_enabled(redis_lab, name):
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
 def test_listening_on_cluster_address_and_localhost_only(redis_lab, name):
-    host = ssh_host(name)
+    host = redis_lab.host(name)
     address = redis_lab.cluster.node(name).address
     for port in (redis_lab.cluster.settings["redis_port"], redis_lab.cluster.settings["sentinel_port"]):
         assert listening(host, port) == {address, "127.0.0.1"}, port
@@ -53,7 +39,7 @@ def test_listening_on_cluster_address_and_localhost_only(redis_lab, name):
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
 def test_config_files_are_private(redis_lab, name):
-    host = ssh_host(name)
+    host = redis_lab.host(name)
     for path in RUNTIME_FILES + OWNED_FILES:
         user, group, mode = owner_and_mode(host, path)
         assert (user, group) == ("redis", "redis"), path
@@ -64,7 +50,7 @@ def test_config_files_are_private(redis_lab, name):
 
 @pytest.mark.parametrize("name", REDIS_HOSTS)
 def test_runtime_files_include_the_deploy_owned_ones(redis_lab, name):
-    host = ssh_host(name)
+    host = redis_lab.host(name)
     for runtime, owned in zip(RUNTIME_FILES, OWNED_FILES):
         lines = host.file(runtime).content_string.splitlines()
         assert lines[0].startswith("# Managed by the airflow-cluster deploy"), runtime
@@ -83,7 +69,7 @@ def test_unauthenticated_commands_are_refused(redis_lab, name):
         with pytest.raises(redis.AuthenticationError):
             wrong.ping()
     # And over localhost on the host itself.
-    out = ssh_host(name).run("redis-cli -h 127.0.0.1 -p 6379 GET anything").stdout
+    out = redis_lab.host(name).run("redis-cli -h 127.0.0.1 -p 6379 GET anything").stdout
     assert "NOAUTH" in out
 
 
@@ -107,7 +93,7 @@ def test_sentinels_agree_on_one_primary_and_two_replicas_in_sync(redis_lab):
         client = redis_lab.sentinel_client(address)
         view = client.sentinel_master(redis_lab.master)
         assert (view["ip"], int(view["port"])) == (primary, redis_lab.redis_port)
-        assert view["quorum"] == datatier.sentinel_quorum(redis_lab.cluster) == 2
+        assert view["quorum"] == redis_lab.cluster.broker.quorum == 2
         assert int(view["down-after-milliseconds"]) == settings["sentinel_down_after_ms"]
         assert int(view["failover-timeout"]) == settings["sentinel_failover_timeout_ms"]
         assert int(view["parallel-syncs"]) == settings["sentinel_parallel_syncs"]
@@ -137,8 +123,8 @@ def test_sentinels_agree_on_one_primary_and_two_replicas_in_sync(redis_lab):
 
 def test_broker_url_reaches_the_primary(redis_lab):
     """The model's broker URL and transport options name sentinels that answer."""
-    url = datatier.broker_url(redis_lab.cluster, redis_lab.secrets)
-    options = datatier.broker_transport_options(redis_lab.cluster, redis_lab.secrets)
+    url = redis_lab.connections.celery_broker_url
+    options = redis_lab.connections.celery_broker_transport_options
     hosts = [part.split("@", 1)[1] for part in url.split(";")]
     sentinel = Sentinel(
         [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts],

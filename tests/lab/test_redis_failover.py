@@ -3,22 +3,13 @@ promoted, the client resumes within the goal, no replicated write is lost, the o
 rejoins as a replica, and a re-run of the deploy changes nothing and keeps the new primary."""
 
 import pytest
-from labkit import run_pyinfra
-from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
 
-from bench.failover import GOAL_SECONDS, drill
-
-
-@pytest.fixture(scope="module")
-def redis_lab(data_tier):
-    view = lab_view()
-    view.wait_healthy()
-    return view
+from lab.client import GOAL_SECONDS, failover_drill, run_pyinfra
 
 
 @pytest.fixture(scope="module")
 def result(redis_lab):
-    outcome = drill(redis_lab)
+    outcome = failover_drill(redis_lab)
     print(f"\nfailover drill: {outcome.line()}")
     return outcome
 
@@ -28,7 +19,7 @@ def test_a_replica_is_promoted(result):
 
 
 def test_client_resumes_within_the_goal(result):
-    # The benchmark (bench/failover.py) reports the median of 5; one drill gets some slack
+    # The benchmark (python -m bench.failover) reports the median of 5; one drill gets some slack
     # on a shared, noisy machine.
     assert result.unavailable <= GOAL_SECONDS * 2, result.line()
 

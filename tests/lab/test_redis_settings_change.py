@@ -3,18 +3,9 @@ copied the old value into the runtime files: the deploy deletes those copies whi
 is stopped, restarts the replicas first and hands the primary role over before restarting the
 old primary. Then back to the shipped value, and a re-run changes nothing."""
 
-import pytest
-from labkit import run_pyinfra
-from redis_kit import data_tier, lab_view  # noqa: F401  (data_tier is a fixture)
+from lab.client import run_pyinfra
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def redis_lab(data_tier):
-    view = lab_view()
-    view.wait_healthy()
-    return view
 
 
 def maxmemory(redis_lab):
@@ -23,9 +14,9 @@ def maxmemory(redis_lab):
 
 def runtime_copies(redis_lab, address):
     """The maxmemory lines of the runtime file, which CONFIG REWRITE writes."""
-    rc, out, err = redis_lab.run(redis_lab.names[address], "grep -E '^maxmemory ' /etc/redis/redis.conf || true")
-    assert rc == 0, err
-    return out.split()
+    done = redis_lab.run(redis_lab.names[address], "grep -E '^maxmemory ' /etc/redis/redis.conf || true")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
 
 
 def test_changed_setting_reaches_every_server_and_back(redis_lab):
