@@ -86,10 +86,10 @@ def check_redis_settings(settings: Mapping[str, Any]) -> None:
 def choose_primary(broker: Broker, answers: Iterable[Mapping[str, Any]]) -> tuple[str, int] | None:
     """The current primary from what the sentinels (and, failing them, the servers) say.
 
-    `answers` are the probe's records (tasks/redis.py): `{"kind": "sentinel", "ip", "port",
-    "epoch", "flags"}` from `SENTINEL MASTER` and `{"kind": "server", "addr", "role",
-    "connected_slaves"}` from `INFO replication`. Only addresses of the redis group count.
-    The sentinels' answer with the highest config epoch wins (a sentinel that missed the last
+    `answers` are the records of facts.redis.RedisClusterView: `{"kind": "sentinel", "ip",
+    "port", "epoch", "flags"}` from `SENTINEL MASTER` and `{"kind": "server", "addr", "role",
+    "connected_slaves"}` from `ROLE`; records with an "error" carry neither and do not count.
+    Only addresses of the redis group count. The sentinels' answer with the highest config epoch wins (a sentinel that missed the last
     failover reports an older epoch), then one not flagged down, then the most common; servers
     are asked only when no sentinel answers, and a primary with replicas wins. None: nobody
     knows (a new cluster).
@@ -123,7 +123,8 @@ def choose_primary(broker: Broker, answers: Iterable[Mapping[str, Any]]) -> tupl
 
 
 def known_replicas(answers: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Addresses any sentinel lists as a replica (`SENTINEL REPLICAS`, in the probe's records).
+    """Addresses any sentinel lists as a replica (`SENTINEL REPLICAS`, in the records of
+    facts.redis.RedisClusterView).
     Sentinel reconfigures those itself when they come back as primaries."""
     return {
         address

@@ -10,7 +10,7 @@
 - Database: on one host of the run (the first Airflow host of the run), `airflow db migrate`
   when Airflow was (re)installed, the database URL changed or migrations are pending; then
   the admin user, created once, its password kept equal to the secrets file. Both sit in
-  every Airflow host's sequence of operations (tasks/airflow_db.py), so no service anywhere
+  every Airflow host's sequence of operations (operations/airflow_db.py), so no service anywhere
   (re)starts before they are done.
 
 The role tasks restart their services when `Changes.any` (lock or config) or their own unit
@@ -26,7 +26,7 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
 from cluster.airflow_lock import lock_file
-from tasks import airflow_db
+from operations import airflow_db
 from tasks.context import template_vars
 
 AIRFLOW_GROUPS = ("web", "scheduler", "worker")

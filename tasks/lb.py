@@ -14,21 +14,18 @@ lb hosts keepalived holding `lb_vip`.
   gives the VIP up when HAProxy stops answering.
 """
 
-import hashlib
-import io
-import shlex
-
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.api import deploy
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import File, Sha1File
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
 from cluster.paths import PROJECT_DIR
+from facts.network import InterfaceOfAddress
+from operations.files import validated_file
 from tasks.context import template_vars
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
@@ -123,23 +120,6 @@ def _haproxy_service(changes):
 # --- keepalived -------------------------------------------------------------------------------
 
 
-class InterfaceOfAddress(FactBase):
-    """The network interface holding `address`, or None."""
-
-    def requires_command(self, *args, **kwargs):
-        return "ip"
-
-    def command(self, address):
-        return StringCommand("ip", "-o", "addr", "show", "to", shlex.quote(address))
-
-    def process(self, output):
-        for line in output:
-            fields = line.split()
-            if len(fields) > 1:
-                return fields[1].split("@")[0]
-        return None
-
-
 def vrrp_interface(settings, address):
     if settings.get("lb_vrrp_interface"):
         return settings["lb_vrrp_interface"]
@@ -193,39 +173,3 @@ def _no_keepalived():
     if "keepalived" in host.get_fact(DebPackages):
         systemd.service(name="keepalived stopped (one lb host)", service="keepalived",
                         running=False, enabled=False)
-
-
-# --- a config file validated before it is installed -------------------------------------------
-
-
-@operation()
-def validated_file(content: str, dest: str, user: str, group: str, mode: str, check=None):
-    """Install `content` at `dest` (owner, mode) when it differs from what is there.
-
-    The new content is written beside `dest` (created with its final owner and mode, so a
-    secret is never readable by others), checked with `check` ("{path}" = that file), and
-    only then moved over `dest`. A failed check removes it and fails the operation; the
-    installed file, and the service using it, stay as they were. Unlike files.put, it never
-    prints the content (--diff): these files hold passwords and keys.
-    """
-    remote = host.get_fact(File, path=dest)
-    digest = hashlib.sha1(content.encode()).hexdigest()
-    if remote and host.get_fact(Sha1File, path=dest) == digest:
-        if (remote["user"], remote["group"]) != (user, group):
-            yield StringCommand("chown", f"{user}:{group}", shlex.quote(dest))
-        if remote["mode"] != int(mode):
-            yield StringCommand("chmod", mode, shlex.quote(dest))
-        return
-    directory, _, filename = dest.rpartition("/")
-    staged = f"{directory}/.{filename}.new"
-    quoted = shlex.quote(staged)
-    yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", quoted)
-    yield FileUploadCommand(
-        io.StringIO(content), staged, remote_temp_filename=host.get_temp_filename(staged)
-    )
-    if check:
-        yield StringCommand(
-            "(", check.format(path=quoted), ")", "||", "{", "rm", "-f", quoted, ";", "exit", "1;",
-            "}",
-        )
-    yield StringCommand("mv", "-f", quoted, shlex.quote(dest))

@@ -8,11 +8,12 @@ match the secrets file: a converged run changes nothing.
 """
 
 from pyinfra import host
-from pyinfra.api import FactBase, QuoteString, StringCommand, deploy
+from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, postgres, systemd
 
 from cluster.passwords import scram_verifier, scram_verifier_matches
+from facts.postgres import RolePasswordVerifier
 from tasks.context import template_vars
 
 # Debian 12's PostgreSQL.
@@ -22,20 +23,6 @@ TEMPLATES = f"templates/etc/postgresql/{VERSION}/main"
 # The cluster's own unit (postgresql.service only starts and stops every cluster).
 SERVICE = f"postgresql@{VERSION}-main"
 AS_POSTGRES = {"_su_user": "postgres"}
-
-
-class RolePasswordVerifier(FactBase):
-    """The stored SCRAM verifier of `role` (pg_authid.rolpassword); None when there is none."""
-
-    def requires_command(self, role):
-        return "psql"
-
-    def command(self, role):
-        sql = f"SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = '{role}'"
-        return StringCommand("psql", "-AtXq", "-c", QuoteString(sql))
-
-    def process(self, output):
-        return output[0] if output and output[0] else None
 
 
 @deploy("PostgreSQL")

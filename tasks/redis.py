@@ -21,31 +21,49 @@ Who owns what (verified on Debian 12's Redis 7.0.15):
   replicas), and only then is it the first host of the group. The deploy acts on it only for
   a server that is a lone primary no sentinel knows (a new host) and for a sentinel that
   monitors nothing yet: a re-run after a failover changes nothing.
+
+How the deploy talks to Redis: `redis-cli` from redis-tools (facts/redis.py,
+operations/redis.py), with the password read on the host from a root-only file the role
+renders first (/etc/redis/airflow-cluster/cli.auth, 0600 root:root): it is never on a
+command line, in pyinfra's output or in argv. The handover before the primary's restart is a
+program of its own (files/redis/airflow-cluster-redis-handover, installed by the role).
+
+When the questions are asked: a new host has no redis-cli until the role's apt install, and
+pyinfra gathers the facts an operation needs while it prepares the run, before anything ran.
+Their answer there ("nobody answered") only feeds pyinfra's preview. Every decision is taken
+when the operations execute, on this host, with redis-cli installed and after this run's
+earlier restarts: the operations ask their facts again then, and the restart order asks in
+its `_if` conditions (the replicas' restart skips the current primary, the primary's restart
+takes every host the first one skipped). No host's facts are read from another host.
 """
 
-import json
+import functools
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import FactBase, HiddenValue, QuoteString, StringCommand, deploy, operation
+from pyinfra.api import deploy
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FindInFile
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
-from cluster.broker import (
-    choose_primary,
-    known_replicas,
-    redis_settings_in_force,
-    stale_copy_names,
-    stale_copy_pattern,
-)
+from cluster.broker import redis_settings_in_force, stale_copy_names, stale_copy_pattern
 from cluster.net import endpoint
+from facts.redis import AUTH_FILE, SECRET_SETTINGS, RedisConfig, digest
+from operations.redis import (
+    HANDOVER,
+    HANDOVER_SOURCE,
+    is_primary,
+    replica_of,
+    restart_clean,
+    sentinel_monitors,
+)
 from tasks.context import template_vars
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PACKAGES = ["redis-server", "redis-sentinel"]  # redis-tools (redis-cli) comes with them
+# redis-tools is redis-cli: the facts and operations use it.
+PACKAGES = ["redis-server", "redis-sentinel", "redis-tools"]
 OWNED_DIR = "/etc/redis/airflow-cluster"
 UNIT_OVERRIDE = "/etc/systemd/system/redis-server.service.d/airflow-cluster.conf"
 # The first line of every file the deploy writes; a runtime file without it was never seeded.
@@ -67,276 +85,6 @@ FILES = {
     ),
 }
 
-# A tiny Redis protocol client run with the hosts' python3 (a base package, present before
-# redis-tools is installed): facts need it on a host that has no Redis yet, and unlike
-# redis-cli it exits non-zero on an error reply. The password comes in REDISCLI_AUTH.
-#   probe MASTER SENTINEL... -- SERVER...   one JSON line per endpoint (always exits 0)
-#   master MASTER SENTINEL                  SENTINEL MASTER as JSON; {} when not monitored
-#   role SERVER                             INFO replication as JSON
-#   config SERVER NAME...                   CONFIG GET of each NAME as JSON
-#   run ADDR JSON                           run the commands of the JSON list, fail on error
-#   handover MASTER SENTINEL SERVER ADDRESS if the server at ADDRESS is the primary: SENTINEL
-#                                           FAILOVER, then wait until it is a synced replica
-RESP_CLIENT = r"""
-import json, os, socket, sys, time
-
-def send(f, args):
-    args = [str(a).encode() for a in args]
-    f.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
-
-def read(f):
-    line = f.readline()
-    if not line.endswith(b"\r\n"):
-        raise EOFError("connection closed")
-    kind, rest = line[:1], line[1:-2].decode()
-    if kind == b"+":
-        return rest
-    if kind == b"-":
-        raise RuntimeError(rest)
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        return None if int(rest) < 0 else f.read(int(rest) + 2)[:-2].decode()
-    if kind == b"*":
-        return None if int(rest) < 0 else [read(f) for _ in range(int(rest))]
-    raise RuntimeError("unexpected reply %r" % line)
-
-def call(addr, commands):
-    host, _, port = addr.rpartition(":")
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=3) as s:
-        s.settimeout(10)
-        f = s.makefile("rwb")
-        password = os.environ.get("REDISCLI_AUTH")
-        for command in ([["AUTH", password]] if password else []) + commands:
-            send(f, command)
-        f.flush()
-        if password:
-            read(f)
-        return [read(f) for _ in commands]
-
-def pairs(reply):
-    return dict(zip(reply[::2], reply[1::2]))
-
-def info(text):
-    return dict(l.split(":", 1) for l in text.splitlines() if ":" in l and not l.startswith("#"))
-
-mode, args = sys.argv[1], sys.argv[2:]
-if mode == "probe":
-    master, rest = args[0], args[1:]
-    cut = rest.index("--")
-    for addr in rest[:cut]:
-        try:
-            m, replicas = call(addr, [["SENTINEL", "MASTER", master],
-                                      ["SENTINEL", "REPLICAS", master]])
-            m = pairs(m)
-            out = {"kind": "sentinel", "addr": addr, "ip": m["ip"], "port": int(m["port"]),
-                   "epoch": int(m.get("config-epoch", 0)), "flags": m.get("flags", ""),
-                   "replicas": [pairs(r)["ip"] for r in replicas]}
-        except Exception as e:
-            out = {"kind": "sentinel", "addr": addr, "error": str(e)}
-        print(json.dumps(out))
-    for addr in rest[cut + 1:]:
-        try:
-            i = info(call(addr, [["INFO", "replication"]])[0])
-            out = {"kind": "server", "addr": addr, "role": i.get("role"),
-                   "connected_slaves": int(i.get("connected_slaves", 0))}
-        except Exception as e:
-            out = {"kind": "server", "addr": addr, "error": str(e)}
-        print(json.dumps(out))
-elif mode == "master":
-    try:
-        print(json.dumps(pairs(call(args[1], [["SENTINEL", "MASTER", args[0]]])[0])))
-    except RuntimeError as e:
-        print(json.dumps({} if "No such master" in str(e) else {"error": str(e)}))
-    except Exception as e:
-        print(json.dumps({"error": str(e)}))
-elif mode == "role":
-    try:
-        print(json.dumps(info(call(args[0], [["INFO", "replication"]])[0])))
-    except Exception as e:
-        print(json.dumps({"error": str(e)}))
-elif mode == "config":
-    try:
-        replies = call(args[0], [["CONFIG", "GET", name] for name in args[1:]])
-        print(json.dumps({k: v for reply in replies for k, v in pairs(reply).items()}))
-    except Exception as e:
-        print(json.dumps({"error": str(e)}))
-elif mode == "run":
-    for reply in call(args[0], json.loads(args[1])):
-        print(reply)
-elif mode == "handover":
-    master, sentinel, server, address = args
-    try:
-        m = pairs(call(sentinel, [["SENTINEL", "MASTER", master]])[0])
-    except Exception as e:
-        sys.exit(print("no handover (%s)" % e))
-    if m["ip"] != address:
-        sys.exit(print("not the primary (%s is)" % m["ip"]))
-    deadline = time.time() + 60
-    while True:
-        # Replicas that were just restarted are not "good" to Sentinel until it has seen
-        # them healthy for a few seconds: retry NOGOODSLAVE (and INPROG) for a while.
-        try:
-            call(sentinel, [["SENTINEL", "FAILOVER", master]])
-            break
-        except RuntimeError as e:
-            if time.time() > deadline or not str(e).startswith(("NOGOODSLAVE", "INPROG")):
-                sys.exit(print("no handover (%s)" % e))
-            time.sleep(1)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        i = info(call(server, [["INFO", "replication"]])[0])
-        if i.get("role") == "slave" and i.get("master_link_status") == "up":
-            sys.exit(print("handed the primary role over to %s" % i.get("master_host")))
-        time.sleep(0.2)
-    sys.exit("the primary role was not handed over within 60 s")
-else:
-    sys.exit("unknown mode " + mode)
-"""
-
-
-def _client(password, *args):
-    return StringCommand(
-        StringCommand("REDISCLI_AUTH", QuoteString(HiddenValue(password)), _separator="="),
-        "python3",
-        "-c",
-        QuoteString(RESP_CLIENT),
-        *args,
-    )
-
-
-class _JsonFact(FactBase):
-    abstract = True
-
-    def requires_command(self, *args, **kwargs):
-        return "python3"
-
-    def process(self, output):
-        data = json.loads(output[-1])
-        return None if "error" in data else data
-
-
-class RedisClusterView(_JsonFact):
-    """What every sentinel says about the primary, and every server about its role: a list
-    of records, see cluster.broker.choose_primary."""
-
-    default = list
-
-    def command(self, master, sentinels, servers, password):
-        return _client(password, "probe", master, *sentinels, "--", *servers)
-
-    def process(self, output):
-        return [json.loads(line) for line in output if line.startswith("{")]
-
-
-class SentinelMaster(_JsonFact):
-    """The local sentinel's `SENTINEL MASTER` fields; {} when it does not monitor `master`,
-    None when it does not answer."""
-
-    def command(self, master, sentinel, password):
-        return _client(password, "master", master, sentinel)
-
-
-class RedisReplication(_JsonFact):
-    """The local server's `INFO replication` fields; None when it does not answer."""
-
-    def command(self, server, password):
-        return _client(password, "role", server)
-
-
-class RedisConfig(_JsonFact):
-    """The local server's values of `names` (CONFIG GET); None when it does not answer."""
-
-    def command(self, server, names, password):
-        return _client(password, "config", server, *names)
-
-
-def _run(password, address, commands):
-    # The whole command list is hidden: it may carry the password (SENTINEL SET auth-pass).
-    return _client(password, "run", address, QuoteString(HiddenValue(json.dumps(commands))))
-
-
-def cluster_view(broker, password):
-    """(the current primary, the addresses the sentinels know as replicas), asked now.
-
-    Called by the operations when they run (after the common role installed python3, after
-    this deploy's restarts and handovers), and once ahead to order the restarts."""
-    view = host.get_fact(
-        RedisClusterView,
-        master=broker.master_name,
-        sentinels=[endpoint(a, p) for a, p in broker.sentinels],
-        servers=[endpoint(a, p) for a, p in broker.servers],
-        password=password,
-    )
-    return choose_primary(broker, view) or broker.initial_primary, known_replicas(view)
-
-
-@operation()
-def replica_of(broker, own_address: str, server: str, password: str):
-    """Make the local server (`server`, at `own_address` in the cluster) replicate the current
-    primary when it is a primary with no replicas, not the current primary, and unknown to the
-    sentinels: a new host. Any other topology is Sentinel's to manage: it converts a known
-    replica that reports itself primary (a crashed or rebuilt ex-primary) on its own."""
-    (address, port), known = cluster_view(broker, password)
-    if own_address == address:
-        host.noop("this server is the primary")
-        return
-    if own_address in known:
-        host.noop(f"the sentinels know this server as a replica of {address}")
-        return
-    replication = host.get_fact(RedisReplication, server=server, password=password)
-    if replication and (
-        replication.get("role") != "master" or int(replication.get("connected_slaves", 0)) > 0
-    ):
-        host.noop(f"this server is a {replication.get('role')}; Sentinel manages the topology")
-        return
-    yield _run(password, server, [["REPLICAOF", address, str(port)], ["CONFIG", "REWRITE"]])
-
-
-@operation()
-def restart_clean(service: str, runtime: str, stale_pattern: str, handover=None):
-    """Restart `service` on the deploy-owned settings just rendered: stop it, delete from its
-    runtime file the lines that copy deploy-owned settings (`stale_pattern`), start it.
-    Stopped, nothing rewrites the file in between (Sentinel reconfigures a server through the
-    server itself). `handover`: the command that first hands the primary role over."""
-    if handover is not None:
-        yield handover
-    yield f"systemctl stop {service}.service"
-    yield StringCommand("sed", "-i", "-E", QuoteString(f"/{stale_pattern}/d"), QuoteString(runtime))
-    yield f"systemctl start {service}.service"
-
-
-@operation()
-def sentinel_monitors(
-    broker,
-    sentinel: str,
-    password: str,
-    parameters: dict,
-    reset_auth_pass: bool = False,
-):
-    """The local sentinel monitors `master`: started at `primary` if it does not monitor it
-    yet, else only its `parameters` (quorum, timings) are brought in line. The monitored
-    address itself is never touched: after the first MONITOR it is Sentinel's."""
-    master = broker.master_name
-    current = host.get_fact(SentinelMaster, master=master, sentinel=sentinel, password=password)
-    wanted = {key: str(value) for key, value in parameters.items()}
-    commands = []
-    if not current:  # {} (not monitored) or None (no answer yet: a fresh host, --dry)
-        (address, port), _ = cluster_view(broker, password)
-        quorum = wanted.pop("quorum")
-        commands.append(["SENTINEL", "MONITOR", master, address, str(port), quorum])
-        changes = {"auth-pass": password, **wanted}
-    else:
-        changes = {key: value for key, value in wanted.items() if current.get(key) != value}
-        if reset_auth_pass:
-            changes["auth-pass"] = password
-    if changes:
-        commands.append(["SENTINEL", "SET", master, *[x for kv in changes.items() for x in kv]])
-    if not commands:
-        host.noop(f"sentinel monitors {master} with the configured parameters")
-        return
-    yield _run(password, sentinel, commands)
-
 
 @deploy("Redis")
 def apply(run):
@@ -344,17 +92,13 @@ def apply(run):
     settings = tvars["settings"]
     node = tvars["node"]
     broker = run.cluster.broker
-    password = run.secrets["redis_password"]
     master = broker.master_name
     server = endpoint("127.0.0.1", settings["redis_port"])
     sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
 
-    # Only to restart the primary last; the operations ask again when they run.
-    primary, _ = cluster_view(broker, password)
-
     installed = host.get_fact(DebPackages)
     apt.packages(
-        name="redis-server and redis-sentinel",
+        name="redis-server, redis-sentinel and redis-cli",
         packages=PACKAGES,
         update=any(name not in installed for name in PACKAGES),
         no_recommends=True,
@@ -364,35 +108,69 @@ def apply(run):
     files.directory(
         name=f"directory {OWNED_DIR}", path=OWNED_DIR, user="root", group="redis", mode="2750"
     )
+    files.template(
+        name=f"{AUTH_FILE} (redis-cli's password, root only)",
+        src="templates/etc/redis/airflow-cluster/cli.auth.j2",
+        dest=AUTH_FILE,
+        user="root",
+        group="root",
+        mode="0600",
+        **tvars,
+    )
+    files.put(
+        name=f"{HANDOVER} (the primary's handover before its restart)",
+        src=str(PROJECT_DIR / HANDOVER_SOURCE),
+        dest=HANDOVER,
+        user="root",
+        group="root",
+        mode="0755",
+    )
     changed = {service: _config_files(service, tvars) for service in FILES}
     _unit_override(tvars)
+
     # The settings in force must be the deploy-owned ones; if they are not (a rewrite slipped
-    # an old copy in), restart cleanly even though no file changed.
-    wanted = redis_settings_in_force(node.address, settings, password)
-    running = host.get_fact(RedisConfig, server=server, names=sorted(wanted), password=password)
-    drift = sorted(k for k, v in wanted.items() if running and running.get(k) != v)
-    restart_needed = changed["redis-server"][1]["_if"]
-    changed["redis-server"][1]["_if"] = lambda: bool(drift) or restart_needed()
+    # an old copy in), restart cleanly even though no file changed. Asked once, when the
+    # first restart operation runs (secrets compared as digests: facts.redis.RedisConfig).
+    wanted = {
+        name: digest(value) if name in SECRET_SETTINGS else value
+        for name, value in redis_settings_in_force(
+            node.address, settings, run.secrets["redis_password"]
+        ).items()
+    }
+    files_changed = changed["redis-server"][1].pop("_if")
+
+    @functools.cache
+    def restart_needed():
+        if files_changed():
+            return True
+        running = host.get_fact(RedisConfig, server=server, names=sorted(wanted))
+        return bool(running) and any(running.get(k) != v for k, v in wanted.items())
 
     systemd.service(name="redis-server running and enabled", service="redis-server", enabled=True)
-    # One host at a time, the replicas first; the primary hands its role over to a replica
-    # (SENTINEL FAILOVER) before it stops. The handover checks at that moment whether the
-    # host is the primary: the order only saves a second failover.
+    # One host at a time, the replicas first, then the primary (as Sentinel names them when
+    # these operations run). The primary hands its role over to a replica (SENTINEL FAILOVER)
+    # before it stops; the handover checks again at that moment whether the host is the
+    # primary: the order only saves a second failover.
     restart = dict(
         service="redis-server",
-        handover=_client(password, "handover", master, sentinel, server, node.address),
+        handover={"master": master, "sentinel": sentinel, "server": server, "address": node.address},
         **changed["redis-server"][1],
     )
-    if node.address != primary[0]:
-        restart_clean(name="redis-server restarted on its new settings (replicas first)", **restart)
-    if node.address == primary[0]:
-        restart_clean(name="redis-server restarted on its new settings (then the primary)", **restart)
+    replicas_first = restart_clean(
+        name="redis-server restarted on its new settings (replicas first)",
+        _if=lambda: restart_needed() and not is_primary(broker, node.address),
+        **restart,
+    )
+    restart_clean(
+        name="redis-server restarted on its new settings (then the primary)",
+        _if=lambda: restart_needed() and not replicas_first.did_change(),
+        **restart,
+    )
     replica_of(
         name="a new server replicates the current primary",
         broker=broker,
         own_address=node.address,
         server=server,
-        password=password,
     )
     systemd.service(
         name="redis-sentinel running and enabled", service="redis-sentinel", enabled=True
@@ -406,7 +184,6 @@ def apply(run):
         name=f"sentinel monitors {master}",
         broker=broker,
         sentinel=sentinel,
-        password=password,
         parameters={
             "quorum": broker.quorum,
             "down-after-milliseconds": settings["sentinel_down_after_ms"],

@@ -20,7 +20,8 @@ from cluster.passwords import make_password_hash, password_hash_matches
 from cluster.run import connections
 from cluster.secret_store import load_or_create
 from cluster.settings import SETTINGS
-from tasks.airflow_db import STATUS_MARKER, AirflowDbStatus, conn_sha256
+from facts.airflow_db import STATUS_MARKER, AirflowDbStatus
+from operations.airflow_db import conn_sha256
 from tests.unit.support import PROJECT as REPO
 
 AIRFLOW_VENV = Path(os.environ.get("AIRFLOW_VENV", REPO / ".venv-airflow"))

@@ -1,0 +1,208 @@
+"""Fixture tests of the deploy's own facts and operations, in pyinfra's style (its
+tests/test_facts.py, tests/test_operations.py and tests/util.py): facts in, commands out.
+
+tests/unit/fixtures/facts/<module>.<Fact>/<case>.json tests facts.<module>.<Fact>:
+    {"arg": {command kwargs}, "command": "the shell command", "requires_command": "redis-cli",
+     "output": [stdout lines], "fact": the processed value}
+  An empty "output" is what pyinfra answers for a command that printed nothing, or whose
+  required command is missing: the fact's default.
+
+tests/unit/fixtures/operations/<module>.<op>/<case>.json tests operations.<module>.<op>:
+    {"args": [...], "kwargs": {...},
+     "facts": {"<module>.<Fact>": {"<kwargs as pyinfra prints them>": value} | value},
+     "commands": [...], "noop_description": "..."}
+  A command is its raw string, or [raw, masked] when part of it is masked (HiddenValue);
+  a file upload is ["upload", content, dest]. Fact keys are pyinfra's `get_kwargs_str` of the
+  arguments the operation asks with; a missing key fails the test. A fact asked more than
+  once whose answer changes in between (after the operation's own commands ran, as
+  systemd's status around a stop) lists its answers in order: {"$answers": [first, ...]}.
+  A Broker argument is written {"$broker": {"master_name", "quorum", "servers": [[address,
+  port], ...], "sentinels": [...]}}.
+
+Every shell command, of a fact or an operation, must also parse (`sh -n`). The admin
+password hash is salted: make_password_hash answers FIXED_HASH here.
+"""
+
+import json
+import subprocess
+from importlib import import_module
+from inspect import getfullargspec
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from pyinfra.api import Config, FactBase, FileUploadCommand, Inventory, StringCommand
+from pyinfra.api.util import get_kwargs_str
+from pyinfra.context import ctx_host, ctx_state
+
+from cluster.broker import Broker
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXED_HASH = "scrypt:32768:8:1$fixture-salt$fixture-hash"
+
+
+def fixture_files(kind):
+    return sorted((FIXTURES / kind).glob("*/*.json"))
+
+
+def fixture_id(path):
+    return f"{path.parent.name}/{path.stem}"
+
+
+def parse_value(value):
+    """JSON values as the operations take them (see the module docstring)."""
+    if isinstance(value, dict):
+        if set(value) == {"$broker"}:
+            broker = value["$broker"]
+            return Broker(
+                master_name=broker["master_name"],
+                quorum=broker["quorum"],
+                servers=tuple(tuple(server) for server in broker["servers"]),
+                sentinels=tuple(tuple(sentinel) for sentinel in broker["sentinels"]),
+            )
+        return {key: parse_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [parse_value(item) for item in value]
+    return value
+
+
+def command_string(command):
+    """pyinfra's get_command_string: the raw value, or [raw, masked] when they differ."""
+    raw, masked = command.get_raw_value(), command.get_masked_value()
+    return raw if raw == masked else [raw, masked]
+
+
+def assert_shell_parses(raw):
+    checked = subprocess.run(["sh", "-n", "-c", raw], capture_output=True, text=True)
+    assert checked.returncode == 0, f"sh -n: {checked.stderr}\n{raw}"
+
+
+def parse_commands(commands):
+    out = []
+    for command in commands:
+        if isinstance(command, str):  # as pyinfra/api/operation.py does
+            command = StringCommand(command.strip())
+        if isinstance(command, StringCommand):
+            assert_shell_parses(command.get_raw_value())
+            out.append(command_string(command))
+        elif isinstance(command, FileUploadCommand):
+            command.src.seek(0)
+            data = command.src.read()
+            out.append(["upload", data.decode() if isinstance(data, bytes) else data,
+                        str(command.dest)])
+        else:
+            raise AssertionError(f"{command!r} is not a command these tests know")
+    return out
+
+
+class FakeState:
+    """What the operations under test may read of pyinfra's state."""
+
+    is_executing = False
+    deploy_name = None
+    deploy_kwargs = None
+
+    def __init__(self):
+        self.inventory = Inventory(([], {}))
+        self.config = Config()
+
+
+class FakeHost:
+    """A host whose facts are the fixture's (pyinfra's tests/util.py FakeHost, stricter)."""
+
+    in_op = True
+    current_op_hash = None
+    current_op_global_arguments = None
+    current_deploy_data = None
+
+    def __init__(self, name, facts):
+        self.name = name
+        self.facts = facts
+        self.noop_description = None
+        self.data = {}
+
+    def noop(self, description):
+        self.noop_description = description
+
+    def get_temp_filename(self, *args):
+        return "_tempfile_"
+
+    def get_fact(self, cls, *args, **kwargs):
+        assert not args, "ask facts with keyword arguments (fixture keys are kwargs strings)"
+        key = f"{cls.__module__.split('.')[-1]}.{cls.__name__}"
+        assert key in self.facts, f"missing test fact data: {key}"
+        value = self.facts[key]
+        if kwargs:
+            real = getfullargspec(cls.command).args
+            assert set(kwargs) <= set(real), f"{key} has no arguments {set(kwargs) - set(real)}"
+            kwargs_str = get_kwargs_str(kwargs)
+            assert kwargs_str in value, f"missing test fact data: {key} [{kwargs_str}]"
+            value = value[kwargs_str]
+        if isinstance(value, dict) and set(value) == {"$answers"}:
+            assert value["$answers"], f"{key} asked more often than the fixture answers"
+            value = value["$answers"].pop(0)
+        return parse_value(value)
+
+
+@pytest.mark.parametrize("path", fixture_files("facts"), ids=fixture_id)
+def test_fact(path):
+    module_name, class_name = path.parent.name.split(".")
+    fact = getattr(import_module(f"facts.{module_name}"), class_name)()
+    data = json.loads(path.read_text())
+    arg = parse_value(data.get("arg", {}))
+
+    command = fact.command(**arg)
+    command = command if isinstance(command, StringCommand) else StringCommand(command)
+    assert command_string(command) == data["command"]
+    assert_shell_parses(command.get_raw_value())
+    assert fact.requires_command(**arg) == data.get("requires_command")
+
+    output = data["output"]
+    value = fact.process(output) if output else fact.default()
+    assert json.loads(json.dumps(value)) == data["fact"]
+
+
+@pytest.mark.parametrize("path", fixture_files("operations"), ids=fixture_id)
+def test_operation(path):
+    module_name, op_name = path.parent.name.split(".")
+    op = getattr(import_module(f"operations.{module_name}"), op_name)
+    data = json.loads(path.read_text())
+    host = FakeHost(data.get("host", "somehost"), json.loads(json.dumps(data.get("facts", {}))))
+    args = parse_value(data.get("args", []))
+    kwargs = parse_value(data.get("kwargs", {}))
+
+    with (
+        ctx_state.use(FakeState()),
+        ctx_host.use(host),
+        patch("operations.airflow_db.make_password_hash", lambda password: FIXED_HASH),
+    ):
+        commands = parse_commands(op._inner(*args, **kwargs))
+
+    assert commands == data["commands"]
+    if not commands or "noop_description" in data:
+        assert host.noop_description == data.get("noop_description"), "noop description"
+
+
+def test_every_custom_fact_and_operation_has_fixtures():
+    """Each fact class of facts/ and each operation of operations/ has a fixture folder."""
+    project = FIXTURES.parents[2]
+    tested = {p.name for kind in ("facts", "operations") for p in (FIXTURES / kind).iterdir()}
+    wanted = set()
+    for kind in ("facts", "operations"):
+        for source in sorted((project / kind).glob("*.py")):
+            if source.name == "__init__.py":
+                continue
+            module = import_module(f"{kind}.{source.stem}")
+            for name, value in vars(module).items():
+                if getattr(value, "__module__", None) != module.__name__:
+                    continue
+                is_fact = (
+                    kind == "facts"
+                    and isinstance(value, type)
+                    and issubclass(value, FactBase)
+                    and callable(getattr(value, "command", None))
+                )
+                is_op = kind == "operations" and hasattr(value, "_inner")
+                if is_fact or is_op:
+                    wanted.add(f"{source.stem}.{name}")
+    assert wanted and wanted <= tested, f"no fixtures for {sorted(wanted - tested)}"
