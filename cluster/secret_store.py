@@ -6,19 +6,16 @@ generated and added, supplied ones are kept. Every value is validated on load.
 """
 
 import base64
-import contextlib
 import difflib
-import fcntl
 import json
-import os
 import re
 import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import SecretsError
 from .paths import project_path
+from .private_files import locked, write_atomically
 
 # keepalived's VRRP PASS authentication uses at most 8 characters.
 VRRP_PASSWORD_MAX = 8
@@ -60,7 +57,7 @@ def load_or_create(path, project_dir=None) -> dict[str, str]:
     # exist_ok: a concurrent run may create it first; an existing dir keeps its mode.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Two runs starting together must not each generate, and keep, different secrets.
-    with _locked(path):
+    with locked(path.with_name(f".{path.name}.lock")):
         stored = _read(path) if path.exists() else {}
         missing = [name for name in SECRET_NAMES if name not in stored]
         if missing:
@@ -92,22 +89,6 @@ def missing_secrets(path, project_dir=None) -> tuple[str, ...]:
 
 def _ordered(stored: dict[str, str]) -> dict[str, str]:
     return {name: stored[name] for name in SECRET_NAMES if name in stored}
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Exclusive lock for `path`'s read-generate-write, held on a sibling lock file.
-
-    Released explicitly (LOCK_UN), not by closing: gevent (patched in by pyinfra_cli) defers
-    os.close of non-regular fds, and a lock outliving its block hangs the next caller.
-    """
-    lock_file = path.with_name(f".{path.name}.lock")
-    with open(lock_file, "a", opener=lambda name, flags: os.open(name, flags, 0o600)) as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -162,20 +143,4 @@ def _problem(name: str, value) -> str | None:
 def _write(path: Path, stored: dict[str, str]) -> None:
     """Replace `path` atomically: a reader sees the old file or the new one, never half."""
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), mode)  # mkstemp's 0600, or the existing (stricter) mode
-            f.write(json.dumps(stored, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, (json.dumps(stored, indent=2) + "\n").encode(), mode)

@@ -20,12 +20,9 @@ or no longer matches its key; the server certificate only when it is missing, no
 its key, is not signed by the CA, expires within 30 days or its SANs differ from the settings.
 """
 
-import contextlib
 import datetime
-import fcntl
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import ClusterConfigError
 from .paths import project_path
+from .private_files import locked, write_atomically
 
 TLS_SETTINGS = ("lb_tls_cert", "lb_tls_key", "lb_tls_ca", "lb_tls_names")
 CA_NAME = "airflow-cluster CA"
@@ -255,7 +253,7 @@ def _generated(settings: TlsSettings) -> TlsFiles:
                      ca=directory / "ca.crt", generated=True)
     ca_key_path = directory / "ca.key"
     # Two deploys starting together must not both generate (and each keep a different CA).
-    with _locked(directory):
+    with locked(directory / ".lock"):
         ca = _usable_ca(files.ca, ca_key_path)
         if ca is None:
             ca = _make_ca(files.ca, ca_key_path)
@@ -301,8 +299,8 @@ def _make_ca(ca_path: Path, key_path: Path):
         .sign(key, hashes.SHA256())
     )
     # Key first: a crash in between leaves a mismatch, which the next run repairs.
-    _write_atomically(key_path, _key_pem(key), 0o600)
-    _write_atomically(ca_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(key_path, _key_pem(key), 0o600)
+    write_atomically(ca_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, key
 
 
@@ -327,8 +325,8 @@ def _make_server(files: TlsFiles, ca, settings: TlsSettings) -> None:
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_atomically(files.key, _key_pem(key), 0o600)
-    _write_atomically(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(files.key, _key_pem(key), 0o600)
+    write_atomically(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _builder(subject, issuer, public_key, validity) -> x509.CertificateBuilder:
@@ -357,35 +355,6 @@ def _key_pem(key) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` at once: a reader (or a crash) never sees half a file. mkstemp makes
-    the file 0600, so a key is never readable by others, not even for an instant."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _locked(directory: Path):
-    # A POSIX record lock: it excludes other processes (another deploy), not this one, whose
-    # caller runs ensure_tls once per run.
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 # --- reading certificates and keys ------------------------------------------------------------

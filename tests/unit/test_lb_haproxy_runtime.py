@@ -123,12 +123,18 @@ def stack(tmp_path):
 
 
 def wait_for(predicate, timeout):
+    """Whether predicate() holds within `timeout` s; a connection refused (HAProxy still
+    starting on a loaded machine) counts as not yet."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
-    return True
 
 
 def auth(password=SECRETS["stats_password"]):
