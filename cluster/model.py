@@ -15,6 +15,7 @@ from typing import Any
 from pyinfra.api.inventory import Inventory
 
 from .broker import Broker, build_broker
+from .dag_sources import DagSources, build_dag_sources
 from .database import Database, build_database
 from .errors import ClusterConfigError
 from .loader import load_inventory
@@ -77,6 +78,8 @@ class Cluster:
     database: Database
     # The load balancer's certificate: which files (generated or the user's), which names.
     tls: TlsSettings
+    # Where DAGs and plugins come from: the synced folders and, optionally, a Git repository.
+    dags: DagSources
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -112,6 +115,7 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
     public_url = f"https://{url_host(public_host)}" + ("" if https_port == 443 else f":{https_port}")
     postgres_settings = next(iter(role_settings["postgres"].values()), None)
     project = Path(project_dir or PROJECT_DIR)
+    secrets_dir = project_path(settings["secrets_file"], project).parent
     return Cluster(
         nodes=MappingProxyType(nodes),
         groups=MappingProxyType(groups),
@@ -130,9 +134,10 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
             lb_addresses=addresses_of("lb"),
             lb_vip=lb_vip,
             public_host=public_host,
-            directory=project_path(settings["secrets_file"], project).parent / "tls",
+            directory=secrets_dir / "tls",
             project_dir=project,
         ),
+        dags=build_dag_sources(settings, secrets_dir, project),
     )
 
 

@@ -1,15 +1,18 @@
 """What a deploy run prepares on the control machine, once, before any host operation: the
 validated model, the secrets (generated on first use), the load balancer's TLS material,
-and the connection URLs that carry secrets. The roles receive it ready-made.
+the DAG repository's deploy key, and the connection URLs that carry secrets. The roles receive it ready-made.
 """
 
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .broker import broker_url, transport_options
+from .dag_sources import check_folders
 from .database import celery_result_backend, sql_alchemy_conn
+from .deploy_key import ensure_deploy_key
 from .model import Cluster, build_cluster
 from .secret_store import load_or_create
 from .tls import TlsFiles, ensure_tls
@@ -31,18 +34,24 @@ class Run:
     secrets: Mapping[str, str]
     connections: Connections
     tls: TlsFiles
+    # The private key the hosts read the DAG repository with (a control-machine file), when
+    # the cluster has one over SSH (cluster.dags.git).
+    dags_git_key: Path | None
 
 
 def prepare(inventory, project_dir=None) -> Run:
     """Validate the inventory, then make or load what lives on the control machine.
     Raises ClusterConfigError (one line) on any problem; touches no host."""
     cluster = build_cluster(inventory, project_dir)
+    check_folders(cluster.dags)
     secrets = load_or_create(cluster.settings["secrets_file"], project_dir=project_dir)
+    git = cluster.dags.git
     return Run(
         cluster=cluster,
         secrets=secrets,
         connections=connections(cluster, secrets),
         tls=ensure_tls(cluster.tls),
+        dags_git_key=ensure_deploy_key(git.key, git.key_generated) if git and git.key else None,
     )
 
 

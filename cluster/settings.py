@@ -94,6 +94,19 @@ SETTINGS: dict[str, Setting] = {
     ),
     "airflow_admin_user": Setting(v.text, "Username of the Airflow admin (FAB)."),
     "airflow_admin_email": Setting(v.text, "E-mail address of the Airflow admin."),
+    # --- DAGs and plugins -------------------------------------------------------------------------
+    "dags_dir": Setting(v.text, "Control-machine DAG folder synced to hosts.", cluster_wide=True),
+    "plugins_dir": Setting(v.text, "Control-machine plugins folder synced to hosts.",
+                           cluster_wide=True),
+    "dags_git_url": Setting(v.optional(v.git_url), "Git repository of DAGs (GitDagBundle).",
+                            cluster_wide=True),
+    "dags_git_ref": Setting(v.plain_text, "Branch or tag of dags_git_url.", cluster_wide=True),
+    "dags_git_subdir": Setting(v.optional(v.plain_text), "DAG folder inside the repository.",
+                               cluster_wide=True),
+    "dags_git_key": Setting(v.optional(v.text), "SSH key file for dags_git_url.",
+                            cluster_wide=True),
+    "dags_git_known_hosts": Setting(v.optional(v.text), "known_hosts file of the Git server.",
+                                    cluster_wide=True),
     # --- web group --------------------------------------------------------------------------------
     "api_workers": Setting(v.integer(1), "uvicorn workers of each API server ([api] workers)."),
     "api_start_timeout": Setting(v.integer(1), "Seconds a (re)start waits for the API (s)."),
@@ -102,6 +115,9 @@ SETTINGS: dict[str, Setting] = {
     "scheduler_start_timeout": Setting(v.integer(1), "Seconds a (re)start waits for health."),
     "dag_processor_parsing_processes": Setting(
         v.integer(1), "[dag_processor] parsing_processes."
+    ),
+    "dag_bundle_refresh_interval": Setting(
+        v.integer(1), "[dag_processor] refresh_interval: seconds between bundle refreshes."
     ),
     # --- worker group -----------------------------------------------------------------------------
     "worker_instances": Setting(v.integer(1), "Celery worker units (airflow-worker@N) per host."),

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 Check = Callable[[Any], "str | None"]
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_UNSAFE_TEXT = re.compile(r"[\s'\"\\\x00-\x1f\x7f]")
+# git's scp-like syntax: [user@]host:path (no scheme).
+_SCP_LIKE = re.compile(r"^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:.+$")
 
 
 def _expected(what: str, value: Any) -> str:
@@ -28,6 +31,26 @@ def text(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return _expected("a non-empty string", value)
     return None
+
+
+def plain_text(value: Any) -> str | None:
+    """A non-empty string with no whitespace, quote or backslash: it sits unquoted in configs
+    and command lines."""
+    if not isinstance(value, str) or not value or _UNSAFE_TEXT.search(value):
+        return _expected("a non-empty string without spaces, quotes or backslashes", value)
+    return None
+
+
+def git_url(value: Any) -> str | None:
+    """A URL git clones from: ssh://, https://, file:// or scp-like user@host:path."""
+    problem = plain_text(value)
+    if problem:
+        return _expected("a Git URL", value)
+    if urlsplit(value).scheme in ("ssh", "git+ssh", "https", "http", "file"):
+        return None
+    if _SCP_LIKE.match(value):
+        return None
+    return _expected("a Git URL (ssh://..., user@host:path, https://... or file://...)", value)
 
 
 def secret_text(value: Any) -> str | None:

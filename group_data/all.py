@@ -108,3 +108,26 @@ worker_log_server_port = 8793
 airflow_admin_user = "admin"
 # E-mail address recorded for the admin user.
 airflow_admin_email = "admin@airflow-cluster.invalid"
+
+# --- DAGs and plugins -------------------------------------------------------------------------
+# Folder of DAG files on the control machine (relative to the project dir), synced to every
+# scheduler and worker host by each deploy (Airflow's `dags-folder` bundle).
+dags_dir = "dags"
+# Folder of Airflow plugins on the control machine, synced to every Airflow host; the services
+# that load plugins restart only when a file in it changed.
+plugins_dir = "plugins"
+# A Git repository of DAGs (Airflow's GitDagBundle, bundle "dags-git"), e.g.
+# "ssh://git@git.example/data/dags.git" or "git@git.example:data/dags.git": DAG authors publish
+# by pushing, without a deploy. None = DAGs come from dags_dir only (dags_dir is kept either way).
+dags_git_url = None
+# Branch (or tag) of dags_git_url the DAG processors follow.
+dags_git_ref = "main"
+# Folder of the repository holding the DAG files; None = the repository's top.
+dags_git_subdir = None
+# Private SSH key the hosts read dags_git_url with (a file on the control machine); None = a
+# deploy key generated once into the secrets dir (git/id_ed25519; register git/id_ed25519.pub
+# with the repository as a read-only deploy key: `python -m ops check` prints it).
+dags_git_key = None
+# known_hosts file on the control machine with the Git server's host keys; None = trust the key
+# the server shows first and check it ever after (ssh's accept-new).
+dags_git_known_hosts = None

@@ -7,3 +7,7 @@ scheduler_health_port = 8974
 scheduler_start_timeout = 180
 # Processes each DAG processor parses DAG files with ([dag_processor] parsing_processes).
 dag_processor_parsing_processes = 2
+# Seconds between two looks of each DAG processor for new, changed and deleted files in every
+# DAG bundle ([dag_processor] refresh_interval; Airflow's default is 300). A deploy that ships a
+# DAG, or a push to dags_git_url, is parsed and visible within about this long plus a parse.
+dag_bundle_refresh_interval = 10

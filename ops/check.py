@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cluster import secret_store
+from cluster.deploy_key import public_key_line
 from cluster.model import Cluster
 from cluster.paths import project_path
 
@@ -52,7 +53,24 @@ def summary(cluster: Cluster, inventory: Path, secrets_path: Path, missing) -> s
     lines.append(_row("Execution API", cluster.execution_api_url))
     state = (f"{len(missing)} to generate at the next deploy" if missing else "complete")
     lines.append(_row("Secrets", f"{secrets_path} ({state})"))
+    lines += _dag_lines(cluster)
     return "\n".join(lines)
+
+
+def _dag_lines(cluster: Cluster) -> list[str]:
+    """Where DAGs come from and, for a Git repository over SSH, the key to register with it."""
+    dags = cluster.dags
+    lines = [_row("DAGs", f"{dags.dags_dir} (synced)")]
+    git = dags.git
+    if git is None:
+        return lines
+    lines.append(_row("DAG repository", f"{git.url} {git.ref}" + (f" {git.subdir}/" if git.subdir else "")))
+    if git.key_generated:
+        if git.key.is_file():
+            lines.append(_row("Deploy key", f"{public_key_line(git.key)} (read-only access to {git.url})"))
+        else:
+            lines.append(_row("Deploy key", f"generated at the next deploy into {git.key}.pub"))
+    return lines
 
 
 def _row(label: str, text: str) -> str:

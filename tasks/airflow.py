@@ -4,28 +4,36 @@
   files/airflow/requirements-<airflow_version>.lock with `pip install --no-deps`, so every
   node gets identical versions without Airflow's constraints file. The installed lock is kept
   in the venv; pip runs again only when the lock differs from it.
-- Configure: airflow.cfg (0640 root:airflow, it holds secrets), the load balancer's CA for the
-  Execution API calls, the `airflow` CLI wrapper, the database helper, and the repository's
-  dags/ on scheduler and worker hosts.
+- Configure: airflow.cfg (0640 root:airflow, it holds secrets), the environment of the Airflow
+  processes, the load balancer's CA for the Execution API calls, the `airflow` CLI wrapper and
+  the database helper.
+- DAGs and plugins (cluster/dag_sources.py): dags_dir synced to the scheduler and worker hosts,
+  with dags_git_url the Git DAG bundle's credentials there too, and plugins_dir synced to every
+  Airflow host. Airflow finds new, changed and deleted DAG files by itself within
+  dag_bundle_refresh_interval, so a DAG change restarts nothing; a plugin change restarts every
+  Airflow service (plugins are loaded at start).
 - Database: on one host of the run (the first Airflow host of the run), `airflow db migrate`
   when Airflow was (re)installed, the database URL changed or migrations are pending; then
   the admin user, created once, its password kept equal to the secrets file. Both sit in
   every Airflow host's sequence of operations (operations/airflow_db.py), so no service anywhere
   (re)starts before they are done.
 
-The role tasks restart their services when `Changes.any` (lock or config) or their own unit
-files changed, and only then.
+The role tasks restart their services when `Changes.any` (lock, config or plugins) or their
+own unit files changed, and only then.
 """
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Sha256File
-from pyinfra.operations import files, pip, server, systemd
+from pyinfra.operations import apt, files, pip, server, systemd
 
 from cluster.airflow_lock import lock_file
+from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from operations import airflow_db
 from tasks.context import template_vars
 
@@ -42,10 +50,12 @@ class Changes:
 
     install: bool
     config: bool
+    # Plugins are loaded when a process starts: every Airflow service restarts for them.
+    plugins: bool
 
     @property
     def any(self) -> bool:
-        return self.install or self.config
+        return self.install or self.config or self.plugins
 
 
 @deploy("Airflow")
@@ -55,9 +65,11 @@ def apply(run) -> Changes:
     installed = _install(settings)
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
-        _dags(settings)
+        _dags(run.cluster.dags, settings)
+        configured = _git_access(run, settings) or configured
+    plugins = _plugins(run.cluster.dags, settings)
     _database(run, settings, reinstalled=installed)
-    return Changes(install=installed, config=configured)
+    return Changes(install=installed, config=configured, plugins=plugins)
 
 
 def _install(settings) -> bool:
@@ -105,6 +117,15 @@ def _configure(run, settings, tvars) -> bool:
     ca = _lb_ca(run.tls.ca, settings)
     # Logs live in airflow_log_dir (writable); AIRFLOW_HOME/logs leads there.
     files.link(name="AIRFLOW_HOME/logs", path=f"{home}/logs", target=settings["airflow_log_dir"])
+    environment = files.template(
+        name="environment of the Airflow processes",
+        src="templates/opt/airflow/environment.j2",
+        dest=f"{home}/environment",
+        user="root",
+        group=group,
+        mode="0640",
+        **tvars,
+    )
     files.template(
         name="airflow CLI wrapper (runs as the airflow user)",
         src="templates/usr/local/bin/airflow.j2",
@@ -119,7 +140,7 @@ def _configure(run, settings, tvars) -> bool:
         mode="0750",
         **tvars,
     )
-    return config.will_change or ca.will_change
+    return config.will_change or ca.will_change or environment.will_change
 
 
 def _lb_ca(ca, settings):
@@ -143,11 +164,14 @@ def _lb_ca(ca, settings):
     )
 
 
-def _dags(settings):
-    files.sync(
-        name="DAGs from the repository",
-        src="dags/",
-        dest=f"{settings['airflow_home']}/dags",
+def _synced(name, src: Path, dest: str, settings):
+    """`dest` holds exactly the files of the control machine's folder `src` (root-owned,
+    readable by the airflow group). Files are uploaded only when they differ, so an
+    unchanged folder changes nothing and makes Airflow parse or load nothing again."""
+    return files.sync(
+        name=name,
+        src=f"{src}/",
+        dest=dest,
         user="root",
         group=settings["airflow_group"],
         mode="0640",
@@ -158,11 +182,52 @@ def _dags(settings):
     )
 
 
+def _dags(dags: DagSources, settings):
+    """The dags-folder bundle. The DAG processors see a new or deleted file at their next
+    bundle refresh (dag_bundle_refresh_interval) and re-parse a changed one (newer mtime)."""
+    _synced("DAGs (dags_dir)", dags.dags_dir, f"{settings['airflow_home']}/dags", settings)
+
+
+def _plugins(dags: DagSources, settings) -> bool:
+    """plugins_dir on every Airflow host; True when a plugin changes (services restart)."""
+    plugins = _synced(
+        "plugins (plugins_dir)", dags.plugins_dir, f"{settings['airflow_home']}/plugins", settings
+    )
+    return plugins.will_change
+
+
+def _git_access(run, settings) -> bool:
+    """What the DAG processors and workers need to read dags_git_url: git, the key and the
+    Git server's host keys (cluster/dag_sources.py); gone when there is no Git bundle.
+    True when a file the running processes read changes."""
+    git = run.cluster.dags.git
+    if git is None:
+        files.directory(name="no Git DAG bundle: no deploy key", path=HOST_GIT_DIR,
+                        present=False)
+        return False
+    installed = host.get_fact(DebPackages)
+    packages = ["git", "openssh-client"]  # GitPython runs git, which runs ssh
+    apt.packages(name="git and ssh (Git DAG bundle)", packages=packages,
+                 update=any(name not in installed for name in packages), no_recommends=True)
+    group = settings["airflow_group"]
+    files.directory(name="Git DAG bundle credentials", path=HOST_GIT_DIR, user="root",
+                    group=group, mode="0750")
+    changed = []
+    if run.dags_git_key:
+        changed.append(files.put(name="Git deploy key", src=str(run.dags_git_key),
+                                 dest=HOST_GIT_KEY, user="root", group=group, mode="0640"))
+    if git.known_hosts:
+        changed.append(files.put(name="Git server host keys", src=str(git.known_hosts),
+                                 dest=HOST_GIT_KNOWN_HOSTS, mode="0644"))
+    return any(op.will_change for op in changed)
+
+
 def database_host() -> str | None:
     """The host that checks and migrates the database in this run: the first Airflow host
     of the run (a `--limit` run included), in inventory order."""
-    for candidate in inventory.get_active_hosts():
-        if set(AIRFLOW_GROUPS) & set(candidate.groups):
+    active = set(inventory.get_active_hosts())  # a set: its order is not the inventory's
+    for candidate in inventory:
+        if candidate in active and set(AIRFLOW_GROUPS) & set(candidate.groups):
             return candidate.name
     return None
 
@@ -177,8 +242,9 @@ def _database(run, settings, reinstalled):
         conn=run.connections.sql_alchemy_conn,
         reinstalled=reinstalled,
     )
+    admin = settings["airflow_admin_user"]
     airflow_db.admin_user(
-        name=f"admin user {settings['airflow_admin_user']!r}: password from the secrets file",
+        name=f"admin user {admin!r}: created once, password from the secrets file",
         on=on,
         python=python,
         user=settings["airflow_admin_user"],

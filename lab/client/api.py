@@ -1,11 +1,9 @@
 """Lab's Airflow part: the Airflow REST API over HTTPS, never through a proxy."""
 
-import json
 import os
-import urllib.error
-import urllib.request
 
 from lab.client.waiting import wait_for
+from ops.airflow_api import AirflowApi, ApiError  # noqa: F401 (re-exported)
 
 
 class AirflowAccess:
@@ -19,54 +17,8 @@ class AirflowAccess:
         return Api(base_url, self.ssl_context(), admin)
 
 
-class ApiError(Exception):
-    """An Airflow REST API call that did not answer as expected."""
-
-
-class Api:
-    """The Airflow REST API at `base_url` over HTTPS (never through a proxy), as `admin`."""
-
-    def __init__(self, base_url, context, admin):
-        self.base_url = base_url.rstrip("/")
-        self.admin = admin
-        self.opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-        )
-        self.token = None
-
-    def call(self, method, path, body=None, auth=True, timeout=30):
-        """(status, JSON answer, or the text of an error answer)."""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            self.base_url + path, method=method, headers=headers,
-            data=None if body is None else json.dumps(body).encode(),
-        )
-        try:
-            with self.opener.open(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")
-
-    def json(self, method, path, body=None, ok=(200,)):
-        """The answer of a call that must answer with a status in `ok`; else ApiError."""
-        status, answer = self.call(method, path, body)
-        if status not in ok:
-            raise ApiError(f"{method} {path}: {status} {answer}")
-        return answer
-
-    def login(self, password, user=None):
-        """Log in as `user` (default: the admin user) with `password`."""
-        status, answer = self.call(
-            "POST", "/auth/token", {"username": user or self.admin, "password": password},
-            auth=False,
-        )
-        if status not in (200, 201):
-            raise ApiError(f"login as {user or self.admin}: {status} {answer}")
-        self.token = answer["access_token"]
+class Api(AirflowApi):
+    """ops' REST client with what the tests and benchmarks do with DAGs."""
 
     def unpause(self, dag_id, timeout=300):
         """Unpause `dag_id` once it is parsed."""

@@ -6,6 +6,8 @@ import http.client
 import io
 import ssl
 
+from ops.airflow_api import ssl_context
+
 
 class LoadBalancerAccess:
     """Mixed into Lab, which provides cluster, secrets, data(name) and run(name, command)."""
@@ -23,8 +25,7 @@ class LoadBalancerAccess:
     def ssl_context(self) -> ssl.SSLContext:
         """Verifies the load balancer's certificate: the cluster's CA, or the system's when
         the certificate is publicly trusted."""
-        ca = self.cluster.tls.ca_path
-        return ssl.create_default_context(cafile=str(ca) if ca else None)
+        return ssl_context(self.cluster.tls.ca_path)
 
     def http_get(self, address, port, path="/", headers=None, timeout=10):
         """(status, headers, body) of a plain HTTP GET."""

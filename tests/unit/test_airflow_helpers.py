@@ -212,7 +212,8 @@ def test_connections_come_from_the_data_tier(tmp_path):
 # --- DAGs -------------------------------------------------------------------------------------
 
 
-def test_dags_parse_in_airflow(airflow_python, tmp_path):
+def parse_dags(airflow_python, folder, tmp_path) -> dict:
+    """Airflow's DagBag of `folder`: {"errors": {file: error}, "dags": {dag_id: task ids}}."""
     out = run_python(
         airflow_python,
         """
@@ -224,7 +225,7 @@ def test_dags_parse_in_airflow(airflow_python, tmp_path):
             "dags": {dag_id: sorted(dag.task_ids) for dag_id, dag in bag.dags.items()},
         }))
         """,
-        str(REPO / "dags"),
+        str(folder),
         env={
             "PATH": os.environ["PATH"],
             "AIRFLOW_HOME": str(tmp_path),
@@ -234,12 +235,27 @@ def test_dags_parse_in_airflow(airflow_python, tmp_path):
             "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(tmp_path / "dp"),
         },
     )
-    result = json.loads([line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:])
+    return json.loads([line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:])
+
+
+def test_dags_parse_in_airflow(airflow_python, tmp_path):
+    result = parse_dags(airflow_python, REPO / "dags", tmp_path)
     assert result["errors"] == {}
     dags = result["dags"]
     assert set(dags) == {"airflow_cluster_fanout", "airflow_cluster_health"}
     assert len([t for t in dags["airflow_cluster_fanout"] if t.startswith("work_")]) >= 20
     assert dags["airflow_cluster_health"] == ["broker_primary", "database", "workers_answer"]
+
+
+def test_lab_probe_dags_parse_in_airflow(airflow_python, tmp_path):
+    """The DAGs the lab's delivery checks write (lab/client/dags.py) are valid DAGs."""
+    from lab.client.dags import dag_source
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "probe.py").write_text(dag_source("probe", "first", "second"))
+    result = parse_dags(airflow_python, folder, tmp_path)
+    assert result == {"errors": {}, "dags": {"probe": ["first", "second"]}}
 
 
 # --- documented settings ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from tasks.scheduler import UNITS as SCHEDULER_UNITS
 from tasks.worker import LOG_SERVER, WORKER_TEMPLATE
 from tests.unit.support import MARKER as MANAGED
 from tests.unit.support import PROJECT as REPO
-from tests.unit.support import render_template
+from tests.unit.support import api_inventory, render_template
 
 # The venv with exactly the lock installed (`make airflow-venv`).
 AIRFLOW_VENV = Path(os.environ.get("AIRFLOW_VENV", REPO / ".venv-airflow"))
@@ -154,6 +154,8 @@ def expected_values(name, secrets, log_dir):
         "celery_broker_transport_options.visibility_timeout": str(
             settings.celery_visibility_timeout
         ),
+        "dag_processor.dag_bundle_config_list": CLUSTER.dags.bundle_config,
+        "dag_processor.dag_bundle_storage_path": f"{settings.airflow_state_dir}/dag-bundles",
     }
     if "web" in node.groups:
         expected |= {
@@ -166,6 +168,7 @@ def expected_values(name, secrets, log_dir):
             "scheduler.scheduler_health_check_server_host": node.address,
             "scheduler.scheduler_health_check_server_port": str(settings.scheduler_health_port),
             "dag_processor.parsing_processes": str(settings.dag_processor_parsing_processes),
+            "dag_processor.refresh_interval": str(settings.dag_bundle_refresh_interval),
         }
     return expected
 
@@ -220,6 +223,7 @@ def rendered_files(name, secrets):
     out = {
         "/opt/airflow/airflow.cfg": render("templates/opt/airflow/airflow.cfg.j2", name, secrets),
         "/usr/local/bin/airflow": render("templates/usr/local/bin/airflow.j2", name, secrets),
+        "/opt/airflow/environment": render("templates/opt/airflow/environment.j2", name, secrets),
         "/usr/local/sbin/airflow-cluster-db": render(
             "templates/usr/local/sbin/airflow-cluster-db.j2", name, secrets
         ),
@@ -335,3 +339,37 @@ def test_drop_in_sandboxes_and_runs_as_airflow(secrets):
         "CapabilityBoundingSet=",
     ):
         assert f"\n{line}\n" in drop_in, line
+
+
+# --- the Git DAG bundle -----------------------------------------------------------------------
+
+GIT_URL = "ssh://git@git.example/data/dags.git"
+
+
+@pytest.fixture(scope="module")
+def git_cluster():
+    inventory = api_inventory(all_data={"dags_git_url": GIT_URL, "dags_git_subdir": "dags"})
+    return inventory, build_cluster(inventory, REPO)
+
+
+def test_git_bundle_reaches_airflow_and_the_environment(git_cluster, secrets, airflow_python,
+                                                        tmp_path):
+    inventory, cluster = git_cluster
+    name = cluster.groups["worker"][0]
+    text = render_template(inventory, "templates/opt/airflow/airflow.cfg.j2", cluster, name,
+                           secrets, {**inventory.get_host(name).data.dict(),
+                                     "airflow_log_dir": str(tmp_path / "logs")})
+    read = airflow_reads(airflow_python, text, tmp_path)["airflow"]
+    bundles = json.loads(read["dag_processor.dag_bundle_config_list"])
+    assert [b["name"] for b in bundles] == ["dags-folder", "dags-git"]
+    assert bundles[1]["kwargs"]["repo_url"] == GIT_URL
+    # The environment file as the units (EnvironmentFile) and the CLI wrapper (sh) read it.
+    env = tmp_path / "environment"
+    env.write_text(render_template(inventory, "templates/opt/airflow/environment.j2", cluster,
+                                   name, secrets))
+    value = subprocess.run(["sh", "-c", f'. {env}; printf %s "$AIRFLOW_CONN_DAGS_GIT"'],
+                           capture_output=True, text=True, check=True).stdout
+    assert value == cluster.dags.environment["AIRFLOW_CONN_DAGS_GIT"]
+    connection = json.loads(value)
+    assert connection["host"] == GIT_URL and connection["conn_type"] == "git"
+    assert not any(v in value for v in secrets.values())

@@ -1,0 +1,85 @@
+"""DAG delivery: seconds from the end of a deploy that ships a DAG file until the API lists it,
+for a new DAG, a changed DAG's new task and a removed DAG (until it is stale), and from a
+`git push` to the Git DAG bundle until the pushed DAG is listed.
+
+    python -m bench.dag_delivery [--rounds 3] [--git]
+
+On a deployed cluster (the lab by default), with a scratch copy of dags/ deployed through
+`--data dags_dir=...`; --git also serves a repository from db1 and deploys the Git bundle.
+Ends with a plain deploy, which restores the cluster. Goal: every figure <= 30 s (the DAG
+processors look every dag_bundle_refresh_interval, 10 s by default, then parse).
+"""
+
+import statistics
+
+from bench import arguments
+from lab.client import Lab, run_pyinfra
+from lab.client.dags import GIT_BUNDLE, DagFolder, DagWaits, GitServer, dag_source
+
+TIMEOUT = 300
+
+
+def deploy(*data):
+    run = run_pyinfra(*data)
+    if run.returncode != 0:
+        raise SystemExit(run.describe())
+
+
+def folder_round(folder, waits, n) -> dict[str, float]:
+    dag_id = f"bench_delivery_{n}"
+    folder.write(f"{dag_id}.py", dag_source(dag_id, "first"))
+    deploy(*folder.data())
+    figures = {"new DAG listed": waits.listed(dag_id, TIMEOUT)}
+    folder.write(f"{dag_id}.py", dag_source(dag_id, "first", "second"))
+    deploy(*folder.data())
+    figures["changed DAG's new task listed"] = waits.has_task(dag_id, "second", TIMEOUT)
+    folder.remove(f"{dag_id}.py")
+    deploy(*folder.data())
+    figures["removed DAG stale"] = waits.gone(dag_id, TIMEOUT)
+    return figures
+
+
+def git_rounds(lab, folder, waits, rounds) -> list[float]:
+    server = GitServer(lab, "db1")
+    try:
+        server.install()
+        server.push({"README.md": "bench\n"}, "empty")
+        deploy(*folder.data(), *server.data())
+        seconds = []
+        for n in range(rounds):
+            dag_id = f"bench_git_{n}"
+            server.push({f"{dag_id}.py": dag_source(dag_id, "t")}, dag_id)
+            seconds.append(waits.listed(dag_id, TIMEOUT, bundle=GIT_BUNDLE))
+        return seconds
+    finally:
+        server.cleanup()
+
+
+def main():
+    parser = arguments(__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--git", action="store_true", help="also measure the Git DAG bundle")
+    args = parser.parse_args()
+    lab = Lab(args.inventory)
+    api = lab.api()
+    api.login(lab.secrets["admin_password"])
+    waits, folder = DagWaits(api), DagFolder()
+    try:
+        results: dict[str, list[float]] = {}
+        for n in range(args.rounds):
+            for what, seconds in folder_round(folder, waits, n).items():
+                results.setdefault(what, []).append(seconds)
+                print(f"round {n + 1}: {what}: {seconds:.1f} s", flush=True)
+        if args.git:
+            results["pushed DAG listed (Git bundle)"] = git_rounds(lab, folder, waits, args.rounds)
+    finally:
+        deploy()
+        folder.cleanup()
+    print("\nmedian (min-max) of", args.rounds, "rounds")
+    for what, values in results.items():
+        print(f"  {what:<32} {statistics.median(values):5.1f} s "
+              f"({min(values):.1f}-{max(values):.1f})")
+
+
+if __name__ == "__main__":
+    main()
