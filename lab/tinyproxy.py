@@ -9,7 +9,6 @@ import shutil
 import socket
 import sys
 import time
-from pathlib import Path
 
 from lab import processes
 from lab.errors import LabError
@@ -57,17 +56,7 @@ ConnectPort {connect_port}
 
 def _is_lab_proxy(pid: int, argv: list[str] | None, paths: LabPaths) -> bool:
     """tinyproxy with this lab dir's config."""
-    if not argv:
-        return False
-    if argv[0].endswith("tinyproxy") and str(paths.proxy_config) in argv:
-        return True
-    # The Python proxy (lab/proxy.py, run in the lab dir) this replaced, so that `down` still
-    # stops it in a lab started before the switch. Drop once no lab runs it.
-    try:
-        return (any(arg.endswith("lab/proxy.py") for arg in argv[:3])
-                and Path(f"/proc/{pid}/cwd").resolve() == paths.root.resolve())
-    except OSError:
-        return False
+    return bool(argv) and argv[0].endswith("tinyproxy") and str(paths.proxy_config) in argv
 
 
 def proxy_pids(paths: LabPaths) -> list[int]:

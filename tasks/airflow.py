@@ -28,14 +28,14 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Sha256File
-from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations import files, pip, server, systemd
 
 from cluster.airflow_lock import lock_file
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from operations import airflow_db
 from tasks.context import template_vars
+from tasks.packages import debian_packages
 
 AIRFLOW_GROUPS = ("web", "scheduler", "worker")
 UNIT_DIR = "/etc/systemd/system"
@@ -205,10 +205,8 @@ def _git_access(run, settings) -> bool:
         files.directory(name="no Git DAG bundle: no deploy key", path=HOST_GIT_DIR,
                         present=False)
         return False
-    installed = host.get_fact(DebPackages)
-    packages = ["git", "openssh-client"]  # GitPython runs git, which runs ssh
-    apt.packages(name="git and ssh (Git DAG bundle)", packages=packages,
-                 update=any(name not in installed for name in packages), no_recommends=True)
+    # GitPython runs git, which runs ssh.
+    debian_packages("git and ssh (Git DAG bundle)", ["git", "openssh-client"])
     group = settings["airflow_group"]
     files.directory(name="Git DAG bundle credentials", path=HOST_GIT_DIR, user="root",
                     group=group, mode="0750")

@@ -3,13 +3,12 @@ the cluster's names in /etc/hosts, and the airflow system user with its director
 
 from pathlib import Path
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from tasks.context import template_vars
+from tasks.packages import debian_packages
 
 CA_DIR = "/usr/local/share/ca-certificates"
 
@@ -48,15 +47,7 @@ def _package_access(settings, tvars):
 
 
 def _base_packages(settings):
-    installed = host.get_fact(DebPackages)
-    missing = [name for name in settings["base_packages"] if name not in installed]
-    apt.packages(
-        name="base packages",
-        packages=settings["base_packages"],
-        # Refresh the index only when something is missing: a converged host changes nothing.
-        update=bool(missing),
-        no_recommends=True,
-    )
+    debian_packages("base packages", settings["base_packages"])
 
 
 def _extra_ca_certs(settings):

@@ -19,7 +19,7 @@ from pyinfra.api import deploy
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
@@ -27,6 +27,7 @@ from cluster.paths import PROJECT_DIR
 from facts.network import InterfaceOfAddress
 from operations.files import validated_file
 from tasks.context import template_vars
+from tasks.packages import debian_packages
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
 KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
@@ -69,13 +70,7 @@ def render(template, tvars) -> str:
 
 def _packages(use_keepalived):
     packages = ["haproxy", "keepalived"] if use_keepalived else ["haproxy"]
-    installed = host.get_fact(DebPackages)
-    apt.packages(
-        name="packages",
-        packages=packages,
-        update=any(name not in installed for name in packages),
-        no_recommends=True,
-    )
+    debian_packages("packages", packages)
 
 
 def _haproxy(tvars, tls_files):

@@ -9,12 +9,12 @@ match the secrets file: a converged run changes nothing.
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files, postgres, systemd
+from pyinfra.operations import files, postgres, systemd
 
 from cluster.passwords import scram_verifier, scram_verifier_matches
 from facts.postgres import RolePasswordVerifier
 from tasks.context import template_vars
+from tasks.packages import debian_packages
 
 # Debian 12's PostgreSQL.
 VERSION = 15
@@ -30,13 +30,7 @@ def apply(run):
     tvars = template_vars(run)
     database = run.cluster.database
     packages = [f"postgresql-{VERSION}"]
-    installed = host.get_fact(DebPackages)
-    apt.packages(
-        name="PostgreSQL",
-        packages=packages,
-        update=any(name not in installed for name in packages),
-        no_recommends=True,
-    )
+    debian_packages("PostgreSQL", packages)
 
     settings_file = files.template(
         name="PostgreSQL settings (listen address, port, max_connections)",

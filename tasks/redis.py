@@ -43,9 +43,8 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.util import get_template
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FindInFile
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.broker import redis_settings_in_force, stale_copy_names, stale_copy_pattern
@@ -60,6 +59,7 @@ from operations.redis import (
     sentinel_monitors,
 )
 from tasks.context import template_vars
+from tasks.packages import debian_packages
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # redis-tools is redis-cli: the facts and operations use it.
@@ -96,13 +96,7 @@ def apply(run):
     server = endpoint("127.0.0.1", settings["redis_port"])
     sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
 
-    installed = host.get_fact(DebPackages)
-    apt.packages(
-        name="redis-server, redis-sentinel and redis-cli",
-        packages=PACKAGES,
-        update=any(name not in installed for name in PACKAGES),
-        no_recommends=True,
-    )
+    debian_packages("redis-server, redis-sentinel and redis-cli", PACKAGES)
     # Readable by Redis, writable by root only; setgid like /etc/redis (Debian's 2770), which
     # it inherits: a plain 0750 would never match and be re-applied on every run.
     files.directory(

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cluster.dag_sources import GIT_BUNDLE, generated_key_path
+from cluster.dag_sources import GIT_BUNDLE, generated_key_path  # noqa: F401 (GIT_BUNDLE re-exported)
 from cluster.deploy_key import ensure_deploy_key, public_key_line
 from cluster.paths import project_path
 from lab.client.runs import PROJECT
@@ -118,6 +118,7 @@ class GitServer:
 command -v git >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q git >/dev/null
 id git >/dev/null 2>&1 || useradd --system --create-home --home-dir /srv/git \
     --shell /usr/bin/git-shell git
+usermod -p '*' git  # no password, but not locked: sshd admits its key
 install -d -o git -g git -m 0700 /srv/git/.ssh
 echo '{public_key_line(self.key)}' > /srv/git/.ssh/authorized_keys
 chown git:git /srv/git/.ssh/authorized_keys && chmod 0600 /srv/git/.ssh/authorized_keys

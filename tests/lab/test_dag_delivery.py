@@ -24,6 +24,9 @@ LIVE_TIMEOUT = 90
 RUN_TIMEOUT = 600
 PROBE = "delivery_probe"
 BROKEN = "delivery_broken.py"
+# A DAG file with a syntax error (it names airflow and a DAG: Airflow's safe mode parses only
+# files that do).
+BROKEN_SOURCE = dag_source("delivery_broken", "t").replace("with DAG(", "with DAG((", 1)
 
 
 def deploy(*data):
@@ -68,7 +71,7 @@ def run_to_success(api, dag_id):
 def shipped(folder):
     """A deploy shipping a new DAG and a DAG file with a syntax error."""
     folder.write(f"{PROBE}.py", dag_source(PROBE, "first"))
-    folder.write(BROKEN, "this is not python\n")
+    folder.write(BROKEN, BROKEN_SOURCE)
     return deploy(*folder.data())
 
 

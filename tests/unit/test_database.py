@@ -5,7 +5,7 @@ import pytest
 
 from cluster import database as d
 from cluster.errors import ClusterConfigError
-from tests.unit.support import MARKER, SECRETS, replace
+from tests.unit.support import MARKER, replace
 
 PG_TEMPLATES = {
     "settings": "templates/etc/postgresql/15/main/conf.d/airflow-cluster.conf.j2",

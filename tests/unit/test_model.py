@@ -2,16 +2,15 @@
 inventory (so `--limit worker` renders what a full run renders)."""
 
 import dataclasses
-import runpy
 from pathlib import Path
 
 import pytest
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, State
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_inventory, inventory as inventory_proxy
 
 from cluster.model import Cluster, ClusterConfigError, Node, build_cluster, load_inventory
-from tests.unit.support import ALL_DATA, GROUPS, LAB_ADDRESSES, api_inventory
+from tests.unit.support import GROUPS, LAB_ADDRESSES, api_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 
