@@ -9,14 +9,14 @@ gated on the host's groups.
 
 import os
 
-from pyinfra import host, inventory, state
+from pyinfra import host, inventory
 
 from cluster.run import prepare_once
 from tasks import airflow, common, lb, postgres, redis, scheduler, web, worker
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 
-run = prepare_once(state, inventory, PROJECT_DIR)
+run = prepare_once(inventory, PROJECT_DIR)
 
 common.apply(run)
 if "postgres" in host.groups:

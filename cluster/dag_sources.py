@@ -102,6 +102,12 @@ def _git_source(settings, secrets_dir: Path, project_dir: Path) -> GitSource | N
     url = settings["dags_git_url"]
     if not url:
         return None
+    if not uses_ssh(url):
+        for name in ("dags_git_key", "dags_git_known_hosts"):
+            if settings[name]:
+                raise ClusterConfigError(
+                    f"{name} is set but dags_git_url {url!r} is not reached over SSH"
+                )
     key, generated = None, False
     if uses_ssh(url):
         if settings["dags_git_key"]:
@@ -131,8 +137,14 @@ def _connection(git: GitSource) -> dict[str, Any]:
     return {"conn_type": "git", "host": git.url, "extra": extra}
 
 
-def check_folders(sources: DagSources) -> None:
-    """The synced folders exist on the control machine (checked before any host is touched)."""
+def check_local_files(sources: DagSources) -> None:
+    """The control machine's folders and files the deploy uploads exist (checked before any
+    host is touched; the deploy key is checked where it is made, cluster/deploy_key.py)."""
     for setting, folder in (("dags_dir", sources.dags_dir), ("plugins_dir", sources.plugins_dir)):
         if not folder.is_dir():
             raise ClusterConfigError(f"{setting}: no such folder on the control machine: {folder}")
+    known = sources.git.known_hosts if sources.git else None
+    if known is not None and not known.is_file():
+        raise ClusterConfigError(
+            f"dags_git_known_hosts: no such file on the control machine: {known}"
+        )

@@ -34,6 +34,8 @@ REQUIRED_GROUPS = ("redis", "web", "scheduler", "worker", "lb")
 REQUIRED_SETTINGS = (
     "secrets_file", "no_proxy", "api_port", "lb_https_port", "redis_port", "sentinel_port",
     "redis_master_name", "postgres_port", "postgres_database", "postgres_user",
+    "dags_dir", "plugins_dir", "dags_git_url", "dags_git_ref", "dags_git_subdir", "dags_git_key",
+    "dags_git_known_hosts", "airflow_admin_user", "airflow_admin_email",
 )
 
 

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyinfra.api import State
+from pyinfra.context import ctx_state
+
 from .broker import broker_url, transport_options
-from .dag_sources import check_folders
+from .dag_sources import check_local_files
 from .database import celery_result_backend, sql_alchemy_conn
 from .deploy_key import ensure_deploy_key
 from .model import Cluster, build_cluster
@@ -43,7 +46,7 @@ def prepare(inventory, project_dir=None) -> Run:
     """Validate the inventory, then make or load what lives on the control machine.
     Raises ClusterConfigError (one line) on any problem; touches no host."""
     cluster = build_cluster(inventory, project_dir)
-    check_folders(cluster.dags)
+    check_local_files(cluster.dags)
     secrets = load_or_create(cluster.settings["secrets_file"], project_dir=project_dir)
     git = cluster.dags.git
     return Run(
@@ -68,11 +71,13 @@ def connections(cluster: Cluster, secrets: Mapping[str, str]) -> Connections:
 # pyinfra executes deploy.py once per host, each in a greenlet of one process. `prepare`
 # never yields to another greenlet (no network, no subprocess: files and cryptography
 # only), so the first host's execution runs it to the end and the others find its result.
-_RUNS: "weakref.WeakKeyDictionary[object, Run]" = weakref.WeakKeyDictionary()
+# Keyed on the State itself (not pyinfra's `state` proxy, which outlives every run).
+_RUNS: "weakref.WeakKeyDictionary[State, Run]" = weakref.WeakKeyDictionary()
 
 
-def prepare_once(state, inventory, project_dir=None) -> Run:
-    """`prepare` for the pyinfra run `state`, done by the first host that asks."""
+def prepare_once(inventory, project_dir=None) -> Run:
+    """`prepare` for the current pyinfra run, done by the first host that asks."""
+    state = ctx_state.get()
     if state not in _RUNS:
         _RUNS[state] = prepare(inventory, project_dir)
     return _RUNS[state]

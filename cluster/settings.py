@@ -92,8 +92,15 @@ SETTINGS: dict[str, Setting] = {
     "worker_log_server_port": Setting(
         v.port, "Task log server port on worker hosts.", cluster_wide=True
     ),
-    "airflow_admin_user": Setting(v.text, "Username of the Airflow admin (FAB)."),
-    "airflow_admin_email": Setting(v.text, "E-mail address of the Airflow admin."),
+    "airflow_admin_user": Setting(
+        v.plain_text, "Username of the Airflow admin (FAB).", cluster_wide=True
+    ),
+    "airflow_admin_email": Setting(
+        v.plain_text, "E-mail address of the Airflow admin.", cluster_wide=True
+    ),
+    "serialized_dag_update_interval": Setting(
+        v.integer(1), "[core] min_serialized_dag_update_interval (s)."
+    ),
     # --- DAGs and plugins -------------------------------------------------------------------------
     "dags_dir": Setting(v.text, "Control-machine DAG folder synced to hosts.", cluster_wide=True),
     "plugins_dir": Setting(v.text, "Control-machine plugins folder synced to hosts.",

@@ -42,15 +42,19 @@ def plain_text(value: Any) -> str | None:
 
 
 def git_url(value: Any) -> str | None:
-    """A URL git clones from: ssh://, https://, file:// or scp-like user@host:path."""
-    problem = plain_text(value)
-    if problem:
-        return _expected("a Git URL", value)
-    if urlsplit(value).scheme in ("ssh", "git+ssh", "https", "http", "file"):
+    """A URL git clones code from: ssh://, https://, file:// or scp-like user@host:path. Not
+    http:// (code that runs on every host, fetched in clear), and no password in it (it would
+    sit in configs and outputs: use an SSH key)."""
+    if plain_text(value):
+        return "expected a Git URL without spaces or quotes"
+    parts = urlsplit(value)
+    if parts.scheme in ("ssh", "git+ssh", "https", "file"):
+        if parts.password is not None:
+            return "expected a Git URL without a password (use an SSH URL and key)"
         return None
-    if _SCP_LIKE.match(value):
+    if "://" not in value and _SCP_LIKE.match(value):
         return None
-    return _expected("a Git URL (ssh://..., user@host:path, https://... or file://...)", value)
+    return "expected a Git URL: ssh://..., user@host:path, https://... or file://..."
 
 
 def secret_text(value: Any) -> str | None:

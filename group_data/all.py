@@ -110,6 +110,11 @@ airflow_admin_user = "admin"
 airflow_admin_email = "admin@airflow-cluster.invalid"
 
 # --- DAGs and plugins -------------------------------------------------------------------------
+# Seconds a DAG processor waits at least before writing a changed DAG to the database again
+# ([core] min_serialized_dag_update_interval; Airflow's default is 30): how soon a changed
+# DAG is served. A DAG that changes on every parse (generated from the clock, say) is written
+# this often.
+serialized_dag_update_interval = 10
 # Folder of DAG files on the control machine (relative to the project dir), synced to every
 # scheduler and worker host by each deploy (Airflow's `dags-folder` bundle).
 dags_dir = "dags"

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cluster import secret_store
+from cluster.dag_sources import check_local_files
 from cluster.deploy_key import public_key_line
 from cluster.model import Cluster
 from cluster.paths import project_path
@@ -24,6 +25,7 @@ _LABEL_WIDTH = 15
 def command(ops: OpsContext, inventory: Path | None) -> None:
     """Validate INVENTORY (default: inventory.py in the project dir) and group_data."""
     _, cluster = ops.load(inventory)
+    check_local_files(cluster.dags)
     secrets_path = project_path(cluster.settings["secrets_file"], ops.project_dir)
     # Validates an existing secrets file too (mode, values) without creating it.
     missing = secret_store.missing_secrets(secrets_path)
@@ -64,12 +66,14 @@ def _dag_lines(cluster: Cluster) -> list[str]:
     git = dags.git
     if git is None:
         return lines
-    lines.append(_row("DAG repository", f"{git.url} {git.ref}" + (f" {git.subdir}/" if git.subdir else "")))
+    where = f"{git.url} {git.ref}" + (f" {git.subdir}/" if git.subdir else "")
+    lines.append(_row("DAG repository", where))
     if git.key_generated:
         if git.key.is_file():
-            lines.append(_row("Deploy key", f"{public_key_line(git.key)} (read-only access to {git.url})"))
+            key = f"{public_key_line(git.key)} (grant it read access to {git.url})"
         else:
-            lines.append(_row("Deploy key", f"generated at the next deploy into {git.key}.pub"))
+            key = f"generated at the next deploy into {git.key}.pub"
+        lines.append(_row("Deploy key", key))
     return lines
 
 

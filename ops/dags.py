@@ -19,11 +19,11 @@ from .context import OpsContext
 @click.pass_obj
 def command(ops: OpsContext, as_json: bool) -> None:
     """List the DAGs and the DAG import errors."""
-    inventory, cluster = ops.load(None)
+    _, cluster = ops.load(None)
     secrets = secret_store.load(cluster.settings["secrets_file"], project_dir=ops.project_dir)
-    admin = inventory.get_host(cluster.groups["web"][0]).data.get("airflow_admin_user")
-    api = AirflowApi(cluster.public_url, ssl_context(cluster.tls.ca_path), admin)
     try:
+        api = AirflowApi(cluster.public_url, ssl_context(cluster.tls.ca_path),
+                         cluster.settings["airflow_admin_user"])
         api.login(secrets["admin_password"])
         dags = api.collection("/api/v2/dags?order_by=dag_id", "dags")
         errors = api.collection("/api/v2/importErrors?order_by=filename", "import_errors")

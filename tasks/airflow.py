@@ -34,6 +34,7 @@ from pyinfra.operations import files, pip, server, systemd
 from cluster.airflow_lock import lock_file
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from operations import airflow_db
+from operations.files import validated_file
 from tasks.context import template_vars
 from tasks.packages import debian_packages
 
@@ -66,7 +67,9 @@ def apply(run) -> Changes:
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
         _dags(run.cluster.dags, settings)
-        configured = _git_access(run, settings) or configured
+    # Every Airflow host: all of them read the bundle list (airflow.cfg), and GitPython, which
+    # the git provider imports, needs the git program.
+    configured = _git_access(run, settings) or configured
     plugins = _plugins(run.cluster.dags, settings)
     _database(run, settings, reinstalled=installed)
     return Changes(install=installed, config=configured, plugins=plugins)
@@ -178,7 +181,7 @@ def _synced(name, src: Path, dest: str, settings):
         dir_mode="0750",
         delete=True,
         exclude=["*.pyc"],
-        exclude_dir=["__pycache__"],
+        exclude_dir=["__pycache__", "*/__pycache__"],  # the pattern matches one level
     )
 
 
@@ -197,8 +200,8 @@ def _plugins(dags: DagSources, settings) -> bool:
 
 
 def _git_access(run, settings) -> bool:
-    """What the DAG processors and workers need to read dags_git_url: git, the key and the
-    Git server's host keys (cluster/dag_sources.py); gone when there is no Git bundle.
+    """What the Airflow processes need to read dags_git_url: git, and over SSH the key and the
+    Git server's host keys (cluster/dag_sources.py); each file gone when not needed any more.
     True when a file the running processes read changes."""
     git = run.cluster.dags.git
     if git is None:
@@ -210,14 +213,19 @@ def _git_access(run, settings) -> bool:
     group = settings["airflow_group"]
     files.directory(name="Git DAG bundle credentials", path=HOST_GIT_DIR, user="root",
                     group=group, mode="0750")
-    changed = []
+    key = known_hosts = None
     if run.dags_git_key:
-        changed.append(files.put(name="Git deploy key", src=str(run.dags_git_key),
-                                 dest=HOST_GIT_KEY, user="root", group=group, mode="0640"))
+        # validated_file: never printed, not even with --diff.
+        key = validated_file(name="Git deploy key", content=run.dags_git_key.read_text(),
+                             dest=HOST_GIT_KEY, user="root", group=group, mode="0640")
+    else:
+        files.file(name="no Git deploy key", path=HOST_GIT_KEY, present=False)
     if git.known_hosts:
-        changed.append(files.put(name="Git server host keys", src=str(git.known_hosts),
-                                 dest=HOST_GIT_KNOWN_HOSTS, mode="0644"))
-    return any(op.will_change for op in changed)
+        known_hosts = files.put(name="Git server host keys", src=str(git.known_hosts),
+                                dest=HOST_GIT_KNOWN_HOSTS, mode="0644")
+    else:
+        files.file(name="no pinned Git host keys", path=HOST_GIT_KNOWN_HOSTS, present=False)
+    return any(op.will_change for op in (key, known_hosts) if op is not None)
 
 
 def database_host() -> str | None:
@@ -232,21 +240,22 @@ def database_host() -> str | None:
 
 def _database(run, settings, reinstalled):
     on, python = database_host(), f"{settings['airflow_venv']}/bin/python"
+    # Cluster-wide: the same admin whichever host a --limit run checks the database from.
+    admin = run.cluster.settings["airflow_admin_user"]
     airflow_db.migrated(
         name="airflow db migrate (one host, before any service restarts)",
         on=on,
         python=python,
-        admin_user=settings["airflow_admin_user"],
+        admin_user=admin,
         conn=run.connections.sql_alchemy_conn,
         reinstalled=reinstalled,
     )
-    admin = settings["airflow_admin_user"]
     airflow_db.admin_user(
         name=f"admin user {admin!r}: created once, password from the secrets file",
         on=on,
         python=python,
-        user=settings["airflow_admin_user"],
-        email=settings["airflow_admin_email"],
+        user=admin,
+        email=run.cluster.settings["airflow_admin_email"],
         password=run.secrets["admin_password"],
     )
 

@@ -13,8 +13,7 @@ class AirflowAccess:
         """The Airflow REST API at the public URL (env AIRFLOW_TEST_API_URL: another URL,
         e.g. one API server while no load balancer is up), not logged in yet."""
         base_url = base_url or os.environ.get("AIRFLOW_TEST_API_URL", self.cluster.public_url)
-        admin = self.data(self.cluster.groups["web"][0]).get("airflow_admin_user")
-        return Api(base_url, self.ssl_context(), admin)
+        return Api(base_url, self.ssl_context(), self.cluster.settings["airflow_admin_user"])
 
 
 class Api(AirflowApi):

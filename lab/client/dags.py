@@ -110,7 +110,8 @@ class GitServer:
         self.key = ensure_deploy_key(generated_key_path(secrets_dir), generate=True)
         self.address = lab.cluster.node(name).address
         self.url = f"ssh://git@{self.address}{repository}"
-        self.work = Path(tempfile.mkdtemp(prefix="lab-git-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix="lab-git-"))
+        self.work = self.scratch / "repo"
 
     def install(self):
         """git and the `git` account on the host, the deploy key authorized, an empty repo."""
@@ -126,14 +127,15 @@ chown git:git /srv/git/.ssh/authorized_keys && chmod 0600 /srv/git/.ssh/authoriz
 """
         done = self.lab.run(self.name, script, timeout=600)
         assert done.returncode == 0, done.stderr
-        self._git("init", "-q", "-b", "main")
+        # A clone: pushes go on top of what an earlier run left in the repository.
+        self._git("clone", "-q", self.url, str(self.work), cwd=self.scratch)
 
     def known_hosts(self) -> Path:
         """The host's key as a known_hosts file (the lab's own record of it)."""
         lab_file = self.lab.data(self.name).get("ssh_known_hosts_file")
         lines = [line for line in Path(lab_file).read_text().splitlines()
                  if line.split(" ", 1)[0] == self.address]
-        path = self.work.with_name(self.work.name + ".known_hosts")
+        path = self.scratch / "known_hosts"
         path.write_text("\n".join(lines) + "\n")
         return path
 
@@ -144,7 +146,7 @@ chown git:git /srv/git/.ssh/authorized_keys && chmod 0600 /srv/git/.ssh/authoriz
         self._git("add", "--all")
         self._git("-c", "user.name=lab", "-c", "user.email=lab@airflow-cluster.invalid",
                   "commit", "-q", "-m", message)
-        self._git("push", "-q", self.url, "HEAD:main")
+        self._git("push", "-q", "origin", "HEAD:main")
 
     def data(self, **more) -> list[str]:
         """pyinfra --data arguments that make this repository the Git DAG bundle."""
@@ -152,14 +154,14 @@ chown git:git /srv/git/.ssh/authorized_keys && chmod 0600 /srv/git/.ssh/authoriz
                     **more}
         return [arg for key, value in settings.items() for arg in ("--data", f"{key}={value}")]
 
-    def _git(self, *args):
+    def _git(self, *args, cwd=None):
         ssh = (f"ssh -i {self.key} -o IdentitiesOnly=yes -o BatchMode=yes "
                f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts()}")
         env = {**os.environ, "GIT_SSH_COMMAND": ssh}
-        done = subprocess.run(["git", *args], cwd=self.work, env=env, capture_output=True,
+        done = subprocess.run(["git", *args], cwd=cwd or self.work, env=env, capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
 
     def cleanup(self):
-        shutil.rmtree(self.work, ignore_errors=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 

@@ -130,6 +130,7 @@ def expected_values(name, secrets, log_dir):
         "core.max_active_tasks_per_dag": str(settings.max_active_tasks_per_dag),
         "core.max_active_runs_per_dag": str(settings.max_active_runs_per_dag),
         "core.execution_api_server_url": CLUSTER.execution_api_url,
+        "core.min_serialized_dag_update_interval": str(settings.serialized_dag_update_interval),
         "database.sql_alchemy_conn": connections(CLUSTER, secrets).sql_alchemy_conn,
         "logging.base_log_folder": log_dir,
         "logging.dag_processor_child_process_log_directory": f"{log_dir}/dag_processor",

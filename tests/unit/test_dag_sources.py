@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from cluster.dag_sources import GIT_BUNDLE, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, LOCAL_BUNDLE
-from cluster.dag_sources import build_dag_sources, check_folders, uses_ssh
+from cluster.dag_sources import build_dag_sources, check_local_files, uses_ssh
 from cluster.deploy_key import ensure_deploy_key, public_key_line
 from cluster.errors import ClusterConfigError
 from cluster.model import build_cluster
@@ -26,7 +26,7 @@ def test_default_is_the_synced_folders_only(cluster):
     assert (dags.dags_dir, dags.plugins_dir) == (PROJECT / "dags", PROJECT / "plugins")
     assert dags.git is None and dict(dags.environment) == {}
     assert [b["name"] for b in json.loads(dags.bundle_config)] == [LOCAL_BUNDLE]
-    check_folders(dags)  # the repository ships both folders
+    check_local_files(dags)  # the repository ships both folders
 
 
 def test_git_bundle_next_to_the_folder(tmp_path):
@@ -76,7 +76,7 @@ def test_bad_git_url_is_refused_by_the_model(url):
 
 def test_missing_folder_is_refused(tmp_path):
     with pytest.raises(ClusterConfigError, match="plugins_dir: no such folder"):
-        check_folders(sources(tmp_path, plugins_dir=str(tmp_path / "nope")))
+        check_local_files(sources(tmp_path, plugins_dir=str(tmp_path / "nope")))
 
 
 def test_generated_deploy_key_is_made_once_and_private(tmp_path):
@@ -109,3 +109,22 @@ def test_user_key_must_be_an_unencrypted_private_key(tmp_path):
         ensure_deploy_key(key, generate=False)
     key.write_bytes((tmp_path / "gen").read_bytes())
     assert ensure_deploy_key(key, generate=False) == key
+
+
+def test_key_settings_need_an_ssh_url(tmp_path):
+    with pytest.raises(ClusterConfigError, match="dags_git_key is set but"):
+        sources(tmp_path, dags_git_url="https://git.example/d.git", dags_git_key="k")
+    with pytest.raises(ClusterConfigError, match="dags_git_known_hosts is set but"):
+        sources(tmp_path, dags_git_url="file:///srv/d.git", dags_git_known_hosts="k")
+
+
+@pytest.mark.parametrize("url", ["http://git.example/d.git", "https://u:token@git.example/d.git"])
+def test_clear_text_or_password_urls_are_refused(url):
+    with pytest.raises(ClusterConfigError, match="dags_git_url") as refused:
+        build_cluster(api_inventory(all_data={"dags_git_url": url}))
+    assert "token" not in str(refused.value)
+
+
+def test_missing_known_hosts_file_is_refused(tmp_path):
+    with pytest.raises(ClusterConfigError, match="dags_git_known_hosts: no such file"):
+        check_local_files(sources(tmp_path, **GIT, dags_git_known_hosts=str(tmp_path / "nope")))

@@ -52,9 +52,15 @@ def write_project(root: Path, groups=None, common=None, host_data=None, addresse
         lines.append(f"{group} = {hosts!r}")
     root.mkdir(parents=True, exist_ok=True)
     (root / "inventory.py").write_text("\n".join(lines) + "\n")
-    shutil.copytree(REPO / "group_data", root / "group_data", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project_folders(root)
     return root
+
+
+def copy_project_folders(root: Path) -> None:
+    """The shipped group_data, dags and plugins folders (a deploy uploads the last two)."""
+    for folder in ("group_data", "dags", "plugins"):
+        shutil.copytree(REPO / folder, root / folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def append_group_data(root: Path, group: str, text: str) -> None:
@@ -88,8 +94,7 @@ def without(group: str, **groups):
 
 def test_shipped_inventory_passes_and_summary_names_vip_and_hosts(tmp_path):
     shutil.copy(REPO / "inventory.py", tmp_path / "inventory.py")
-    shutil.copytree(REPO / "group_data", tmp_path / "group_data",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project_folders(tmp_path)
     result = ops_check(tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
