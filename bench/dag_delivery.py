@@ -14,7 +14,7 @@ import statistics
 
 from bench import arguments, timed
 from lab.client import Lab, run_pyinfra
-from lab.client.dags import GIT_BUNDLE, DagFolder, DagWaits, GitServer, dag_source
+from lab.client.dags import GIT_BUNDLE, SyncedFolder, DagWaits, GitServer, dag_source
 
 TIMEOUT = 300
 
@@ -69,7 +69,7 @@ def main():
     lab = Lab(args.inventory)
     api = lab.api()
     api.login(lab.secrets["admin_password"])
-    waits, folder = DagWaits(api), DagFolder()
+    waits, folder = DagWaits(api), SyncedFolder()
     try:
         results: dict[str, list[float]] = {}
         for n in range(args.rounds):

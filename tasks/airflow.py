@@ -285,12 +285,12 @@ def unit_files(unit, tvars, template=None) -> bool:
 
 
 def service(unit, restart: bool):
-    """`unit` running and enabled. With `restart` (its config, the lock or its unit files
+    """`unit` running and enabled. With `restart` (its config, the lock, a plugin or its unit files
     change in this run): reloaded into systemd and restarted first, one host at a time; the
     API server and scheduler units start only once healthy, so that is a rolling restart."""
     if restart:
         systemd.service(
-            name=f"{unit} restarted (config, lock or unit changed), one host at a time",
+            name=f"{unit} restarted (config, lock, plugins or unit changed), one host at a time",
             service=unit,
             running=True,
             restarted=True,

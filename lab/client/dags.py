@@ -33,13 +33,14 @@ def dag_source(dag_id, *tasks) -> str:
     return DAG_TEMPLATE.format(dag_id=dag_id, tasks=body)
 
 
-class DagFolder:
-    """A copy of the repository's dags/ in a scratch dir, deployed with
-    `--data dags_dir=<path>`; files are added, changed and removed in it."""
+class SyncedFolder:
+    """A copy of one of the repository's synced folders (dags/, plugins/) in a scratch dir,
+    deployed with `--data <setting>=<path>`; files are added, changed and removed in it."""
 
-    def __init__(self):
-        self.path = Path(tempfile.mkdtemp(prefix="lab-dags-"))
-        shutil.copytree(PROJECT / "dags", self.path, dirs_exist_ok=True,
+    def __init__(self, folder="dags", setting="dags_dir"):
+        self.setting = setting
+        self.path = Path(tempfile.mkdtemp(prefix=f"lab-{folder}-"))
+        shutil.copytree(PROJECT / folder, self.path, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
         self.path.chmod(0o755)
 
@@ -50,10 +51,30 @@ class DagFolder:
         (self.path / name).unlink()
 
     def data(self) -> list[str]:
-        return ["--data", f"dags_dir={self.path}"]
+        return ["--data", f"{self.setting}={self.path}"]
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def plugin_folder() -> SyncedFolder:
+    return SyncedFolder("plugins", "plugins_dir")
+
+
+# An Airflow plugin that only has a name: what GET /api/v2/plugins lists.
+PLUGIN_TEMPLATE = '''\
+"""A plugin made by the lab's delivery checks."""
+
+from airflow.plugins_manager import AirflowPlugin
+
+
+class {cls}(AirflowPlugin):
+    name = "{name}"
+'''
+
+
+def plugin_source(name) -> str:
+    return PLUGIN_TEMPLATE.format(cls="".join(w.title() for w in name.split("_")), name=name)
 
 
 class DagWaits:

@@ -1,9 +1,10 @@
 """DAG delivery on the deployed cluster: a DAG shipped by a deploy is parsed and runs, a
 changed one shows its new task, a removed one is no longer scheduled, a broken one is an
-import error the others survive; with the Git DAG bundle a pushed DAG runs without a deploy.
+import error the others survive; a new plugin restarts the services that load it; with the Git
+DAG bundle a pushed DAG runs without a deploy.
 
-The deploys here ship a scratch copy of dags/ (`--data dags_dir=...`) and, last, a Git
-repository served by db1's sshd; the module ends with a plain deploy that restores the
+The deploys here ship a scratch copy of dags/ (`--data dags_dir=...`), then a plugin
+(`--data plugins_dir=...`) and, last, a Git repository served by db1's sshd; the module ends with a plain deploy that restores the
 cluster as the other tests know it. The DAG processors look for new and deleted files every
 dag_bundle_refresh_interval (10 s): 90 s per wait leaves room for a loaded machine while a
 missing mechanism (Airflow's default refresh is 300 s) still fails. The seconds measured
@@ -17,7 +18,8 @@ import sys
 import pytest
 
 from lab.client import PROJECT, run_pyinfra, wait_for
-from lab.client.dags import GIT_BUNDLE, DagFolder, DagWaits, GitServer, dag_source
+from lab.client.dags import GIT_BUNDLE, DagWaits, GitServer, SyncedFolder, dag_source
+from lab.client.dags import plugin_folder, plugin_source
 from tests.lab.support import LAB
 
 LIVE_TIMEOUT = 90
@@ -47,7 +49,7 @@ def api(deployed):
 @pytest.fixture(scope="module")
 def folder(api):
     """The scratch DAG folder the module deploys; the plain deploy at the end restores dags/."""
-    folder = DagFolder()
+    folder = SyncedFolder()
     yield folder
     try:
         deploy()
@@ -114,6 +116,28 @@ def test_removed_dag_is_no_longer_scheduled(waits, folder, shipped):
     print(f"removed DAG stale {seconds:.1f} s after the deploy")
     wait_for("the import error cleared", lambda: not any(
         e["filename"].endswith(BROKEN) for e in waits.import_errors()), timeout=LIVE_TIMEOUT)
+
+
+# Every Airflow service loads plugins when it starts.
+PLUGIN_LOADERS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                  "airflow-triggerer", "airflow-worker@1")
+
+
+def test_a_new_plugin_restarts_the_services_and_is_loaded(api, folder):
+    """The plugin stays until the module's last deploy (plugins_dir back to plugins/)."""
+    plugins = plugin_folder()
+    try:
+        plugins.write("lab_probe_plugin.py", plugin_source("lab_probe_plugin"))
+        run = deploy(*folder.data(), *plugins.data())
+        restarted = [name for name, _ in run.changed_operations() if " restarted " in name]
+        for unit in PLUGIN_LOADERS:
+            assert any(f"| {unit}.service restarted" in name for name in restarted), restarted
+        wait_for("the plugin listed by the API servers", lambda: "lab_probe_plugin" in {
+            p["name"] for p in api.collection("/api/v2/plugins", "plugins")}, timeout=300)
+        rerun = deploy(*folder.data(), *plugins.data())
+        assert rerun.changed_operations() == [], rerun.changed_operations()
+    finally:
+        plugins.cleanup()
 
 
 @pytest.fixture(scope="module")
