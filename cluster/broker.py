@@ -89,10 +89,10 @@ def choose_primary(broker: Broker, answers: Iterable[Mapping[str, Any]]) -> tupl
     `answers` are the records of facts.redis.RedisClusterView: `{"kind": "sentinel", "ip",
     "port", "epoch", "flags"}` from `SENTINEL MASTER` and `{"kind": "server", "addr", "role",
     "connected_slaves"}` from `ROLE`; records with an "error" carry neither and do not count.
-    Only addresses of the redis group count. The sentinels' answer with the highest config epoch wins (a sentinel that missed the last
-    failover reports an older epoch), then one not flagged down, then the most common; servers
-    are asked only when no sentinel answers, and a primary with replicas wins. None: nobody
-    knows (a new cluster).
+    Only addresses of the redis group count. The sentinels' answer with the highest config
+    epoch wins (a sentinel that missed the last failover reports an older epoch), then one not
+    flagged down, then the most common; servers are asked only when no sentinel answers, and a
+    primary with replicas wins. None: nobody knows (a new cluster).
     """
     answers = list(answers)
     redis_port = broker.port

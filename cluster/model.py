@@ -114,7 +114,8 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
     lb_vip = _lb_vip(settings.get("lb_vip"), groups["lb"], nodes)
     public_host = lb_vip or addresses_of("lb")[0]
     https_port = settings["lb_https_port"]
-    public_url = f"https://{url_host(public_host)}" + ("" if https_port == 443 else f":{https_port}")
+    port_part = f":{https_port}" if https_port != 443 else ""
+    public_url = f"https://{url_host(public_host)}{port_part}"
     postgres_settings = next(iter(role_settings["postgres"].values()), None)
     project = Path(project_dir or PROJECT_DIR)
     secrets_dir = project_path(settings["secrets_file"], project).parent

@@ -1,6 +1,7 @@
 """What a deploy run prepares on the control machine, once, before any host operation: the
-validated model, the secrets (generated on first use), the load balancer's TLS material,
-the DAG repository's deploy key, and the connection URLs that carry secrets. The roles receive it ready-made.
+validated model, the secrets (generated on first use), the load balancer's TLS material, the
+DAG repository's deploy key, and the connection URLs that carry secrets. The roles receive it
+ready-made.
 """
 
 import weakref

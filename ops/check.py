@@ -44,7 +44,9 @@ def summary(cluster: Cluster, inventory: Path, secrets_path: Path, missing) -> s
     lines.append(_row("Redis quorum", f"{cluster.broker.quorum} of {redis} sentinels "
                       f"(ports {settings['redis_port']}, {settings['sentinel_port']})"))
     db = cluster.database
-    where = f"postgres group: {cluster.groups['postgres'][0]}" if db.postgres_address else "external"
+    where = "external"
+    if db.postgres_address:
+        where = f"postgres group: {cluster.groups['postgres'][0]}"
     lines.append(_row("Database", f"{db.user}@{db.host}:{db.port}/{db.name} ({where})"))
     lines.append(_row("API backends", ", ".join(
         f"{name} {address}:{port}" for name, address, port in cluster.api_backends)))

@@ -54,7 +54,8 @@ def apply(run):
     haproxy_changes = _haproxy(tvars, run.tls)
     _haproxy_service(haproxy_changes)
     if use_keepalived:
-        settings["lb_vrrp_interface"] = vrrp_interface(settings, run.cluster.node(host.name).address)
+        address = run.cluster.node(host.name).address
+        settings["lb_vrrp_interface"] = vrrp_interface(settings, address)
         _keepalived(tvars)
     else:
         _no_keepalived()
