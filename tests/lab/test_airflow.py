@@ -316,7 +316,8 @@ def test_second_airflow_deploy_changes_nothing(airflow_deploy):
 
 
 def test_limit_worker_renders_the_workers_identically(airflow_deploy):
-    fingerprint = ("sha256sum /opt/airflow/airflow.cfg /etc/systemd/system/airflow-* "
+    fingerprint = ("sha256sum /opt/airflow/airflow.cfg /opt/airflow/environment "
+                   "/opt/airflow/dags/* /opt/airflow/plugins/* /etc/systemd/system/airflow-* "
                    "/etc/systemd/system/airflow-*.d/* /usr/local/bin/airflow 2>&1")
     before = {name: ssh(name).run(fingerprint).stdout for name in CLUSTER.groups["worker"]}
     run = run_pyinfra("--limit", "worker")
