@@ -13,14 +13,13 @@ from urllib.parse import quote
 
 from .database_url import parse_database_url
 from .errors import ClusterConfigError
+from .groups import AIRFLOW_GROUPS
 from .net import host_network, url_host
 
 # The kinds of Airflow process that hold database connections (postgres_connection_budget).
 BUDGET_KINDS = ("api_server", "scheduler", "dag_processor", "triggerer", "worker")
 # PostgreSQL's own default; the computed max_connections never goes below it.
 POSTGRES_MIN_CONNECTIONS = 100
-# Groups whose hosts run Airflow processes that open connections to the metadata database.
-CLIENT_GROUPS = ("web", "scheduler", "worker")
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def build_database(settings, groups, addresses_of, postgres_settings=None) -> Da
 
     address = addresses_of("postgres")[0]
     name, user = settings["postgres_database"], settings["postgres_user"]
-    clients = tuple(dict.fromkeys(a for group in CLIENT_GROUPS for a in addresses_of(group)))
+    clients = tuple(dict.fromkeys(a for group in AIRFLOW_GROUPS for a in addresses_of(group)))
     # The postgres superuser over the local socket only; the Airflow role, to its database
     # only, from each client host's address only, with a SCRAM password.
     hba = [HbaEntry("local", "all", "postgres", "", "peer")]

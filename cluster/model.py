@@ -18,6 +18,7 @@ from .broker import Broker, build_broker
 from .dag_sources import DagSources, build_dag_sources
 from .database import Database, build_database
 from .errors import ClusterConfigError
+from .groups import REQUIRED_GROUPS, ROLE_GROUPS
 from .loader import load_inventory
 from .net import url_host
 from .paths import PROJECT_DIR, project_path
@@ -27,9 +28,6 @@ from .tls import TlsSettings, tls_settings
 
 __all__ = ["Cluster", "ClusterConfigError", "Node", "build_cluster", "load_inventory"]
 
-# Inventory groups that decide what runs where (docs/architecture.md).
-ROLE_GROUPS = ("redis", "postgres", "web", "scheduler", "worker", "lb")
-REQUIRED_GROUPS = ("redis", "web", "scheduler", "worker", "lb")
 # Settings the model itself reads; group_data/all.py ships a default for each.
 REQUIRED_SETTINGS = (
     "secrets_file", "no_proxy", "api_port", "lb_https_port", "redis_port", "sentinel_port",

@@ -10,8 +10,8 @@ from .airflow_lock import lock_file
 from .broker import check_redis_settings
 from .database import check_postgres_settings
 from .errors import ClusterConfigError
+from .groups import AIRFLOW_GROUPS
 
-AIRFLOW_GROUPS = ("web", "scheduler", "worker")
 # Settings both lb hosts must agree on, or VRRP breaks.
 SHARED_VRRP_SETTINGS = ("lb_vrrp_router_id",)
 # The stats page's user sits unquoted in haproxy.cfg's `stats auth`.

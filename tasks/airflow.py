@@ -33,12 +33,12 @@ from pyinfra.operations import files, pip, server, systemd
 
 from cluster.airflow_lock import lock_file
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
+from cluster.groups import AIRFLOW_GROUPS
 from operations import airflow_db
 from operations.files import validated_file
 from tasks.context import template_vars
 from tasks.packages import debian_packages
 
-AIRFLOW_GROUPS = ("web", "scheduler", "worker")
 UNIT_DIR = "/etc/systemd/system"
 DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airflow-cluster.conf.j2"
 # Where the installed lock is recorded: pip runs again only when the shipped lock differs.

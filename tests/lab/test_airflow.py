@@ -15,12 +15,12 @@ import json
 
 import pytest
 
+from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from lab.client import run_pyinfra, wait_for
 from tests.lab.support import LAB, LAB_EXTERNAL
 
 CLUSTER = LAB.cluster
-AIRFLOW_GROUPS = ("web", "scheduler", "worker")
 ROLE_UNITS = {
     "web": ["airflow-api-server.service"],
     "scheduler": [
