@@ -102,18 +102,18 @@ def _git_source(settings, secrets_dir: Path, project_dir: Path) -> GitSource | N
     url = settings["dags_git_url"]
     if not url:
         return None
-    if not uses_ssh(url):
-        for name in ("dags_git_key", "dags_git_known_hosts"):
-            if settings[name]:
-                raise ClusterConfigError(
-                    f"{name} is set but dags_git_url {url!r} is not reached over SSH"
-                )
     key, generated = None, False
     if uses_ssh(url):
         if settings["dags_git_key"]:
             key = project_path(settings["dags_git_key"], project_dir)
         else:
             key, generated = generated_key_path(secrets_dir), True
+    else:
+        for name in ("dags_git_key", "dags_git_known_hosts"):
+            if settings[name]:
+                raise ClusterConfigError(
+                    f"{name} is set but dags_git_url {url!r} is not reached over SSH"
+                )
     known = settings["dags_git_known_hosts"]
     return GitSource(
         url=url,
