@@ -33,7 +33,7 @@ REQUIRED_SETTINGS = (
     "secrets_file", "no_proxy", "api_port", "lb_https_port", "redis_port", "sentinel_port",
     "redis_master_name", "postgres_port", "postgres_database", "postgres_user",
     "dags_dir", "plugins_dir", "dags_git_url", "dags_git_ref", "dags_git_subdir", "dags_git_key",
-    "dags_git_known_hosts", "airflow_admin_user", "airflow_admin_email",
+    "dags_git_known_hosts", "airflow_admin_user", "airflow_admin_email", "default_queue",
 )
 
 
@@ -80,6 +80,9 @@ class Cluster:
     tls: TlsSettings
     # Where DAGs and plugins come from: the synced folders and, optionally, a Git repository.
     dags: DagSources
+    # The Celery queues every worker consumes (its `--queues`); the autoscalers size the
+    # workers by their load.
+    worker_queues: tuple[str, ...]
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -139,6 +142,7 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
             project_dir=project,
         ),
         dags=build_dag_sources(settings, secrets_dir, project),
+        worker_queues=(settings["default_queue"],),
     )
 
 

@@ -27,11 +27,21 @@ def check_role_settings(role_settings: Mapping[str, HostSettings]) -> None:
     for settings in role_settings["postgres"].values():
         check_postgres_settings(settings)
     _check_lb(role_settings["lb"])
+    for name, settings in role_settings["worker"].items():
+        _check_autoscale(name, settings)
     versions = {
         s["airflow_version"] for g in AIRFLOW_GROUPS for s in role_settings[g].values()
     }
     for version in sorted(versions):
         lock_file(version)
+
+
+def _check_autoscale(name: str, settings: Mapping[str, Any]) -> None:
+    low, high = settings["autoscale_min_instances"], settings["autoscale_max_instances"]
+    if low > high:
+        raise ClusterConfigError(
+            f"{name}: autoscale_min_instances ({low}) is above autoscale_max_instances ({high})"
+        )
 
 
 def _check_lb(lb_hosts: HostSettings) -> None:

@@ -127,8 +127,11 @@ SETTINGS: dict[str, Setting] = {
         v.integer(1), "[dag_processor] refresh_interval: seconds between bundle refreshes."
     ),
     # --- worker group -----------------------------------------------------------------------------
-    "worker_instances": Setting(v.integer(1), "Celery worker units (airflow-worker@N) per host."),
     "worker_stop_timeout": Setting(v.integer(1), "Seconds a stopping worker may finish tasks."),
+    "autoscale_min_instances": Setting(v.integer(0), "Fewest worker instances on a host."),
+    "autoscale_max_instances": Setting(v.integer(1), "Most worker instances on a host."),
+    "autoscale_cooldown": Setting(v.integer(0), "Seconds of lower load before a scale-in."),
+    "autoscale_interval": Setting(v.integer(1), "Seconds between two autoscaler rounds."),
     # --- redis group ------------------------------------------------------------------------------
     "redis_master_name": Setting(
         v.text, "Name Sentinel monitors the primary under (set in all.py only).",

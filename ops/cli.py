@@ -8,10 +8,10 @@ from pyinfra.api.exceptions import PyinfraError
 
 from cluster.paths import PROJECT_DIR
 
-from . import check, dags, settings_doc
+from . import check, dags, settings_doc, workers
 from .context import OpsContext
 
-COMMANDS = (check.command, dags.command, settings_doc.command)
+COMMANDS = (check.command, dags.command, settings_doc.command, *workers.COMMANDS)
 
 
 class OpsGroup(click.Group):

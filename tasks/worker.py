@@ -1,30 +1,95 @@
-"""The `worker` role: Celery workers airflow-worker@1..N (setting: worker_instances), each the
-Celery worker `worker<N>@<host>`, and the host's task log server the API servers read.
+"""The `worker` role: Celery workers airflow-worker@N, each the Celery worker `worker<N>@<host>`,
+the host's task log server the API servers read, and the autoscaler that starts and stops the
+instances (airflow-cluster-autoscaler.service, the `autoscaler` package; settings autoscale_*).
 
-Runs after tasks/airflow.py (install, airflow.cfg, DAGs, database). A worker restarts only when
-airflow.cfg, the lock or its unit files change, one host at a time, and a stop is Celery's warm
-shutdown: running tasks finish first (KillMode=mixed, TimeoutStopSec = worker_stop_timeout).
-Instances above worker_instances are left alone (an autoscaler may run them).
+Runs after tasks/airflow.py (install, airflow.cfg, DAGs, database). The deploy never starts or
+stops an instance itself, so a re-run leaves the autoscaler's count (and a drained host) as it
+is: when airflow.cfg, the lock, the plugins or the unit files change, the running instances are
+restarted, one host at a time, and a stop is Celery's warm shutdown: running tasks finish first
+(KillMode=mixed, TimeoutStopSec = worker_stop_timeout).
 """
 
-from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
 
+from autoscaler import paths
 from tasks import airflow
 from tasks.context import template_vars
 
 WORKER_TEMPLATE = "airflow-worker@.service"
 LOG_SERVER = "airflow-worker-logs.service"
+AUTOSCALER = "airflow-cluster-autoscaler.service"
 
 
 @deploy("Airflow worker")
 def apply(run, changes: airflow.Changes):
-    tvars = template_vars(run)
-    settings = tvars["settings"]
+    tvars = {**template_vars(run), "autoscaler": _autoscaler_paths()}
     logs_changed = airflow.unit_files(LOG_SERVER, tvars)
     airflow.service(LOG_SERVER, restart=changes.any or logs_changed)
     worker_changed = airflow.unit_files(WORKER_TEMPLATE, tvars)
-    for number in host.loop(range(1, settings["worker_instances"] + 1)):
-        airflow.service(
-            f"airflow-worker@{number}.service", restart=changes.any or worker_changed
+    if changes.any or worker_changed:
+        systemd.daemon_reload(name="systemd reloaded (worker unit changed)")
+        server.shell(
+            name="running worker instances restarted, warmly (config, lock, plugins or unit "
+            "changed), one host at a time",
+            # try-restart: only the instances that run; the autoscaler owns the count.
+            commands=["systemctl try-restart 'airflow-worker@*.service'"],
+            _serial=True,
         )
+    _autoscaler(tvars)
+
+
+def _autoscaler_paths() -> dict:
+    return {
+        "command": str(paths.COMMAND),
+        "lib_dir": str(paths.LIB_DIR),
+        "state_dir_name": paths.DIR_NAME,
+    }
+
+
+def _autoscaler(tvars) -> None:
+    package = files.sync(
+        name="autoscaler package",
+        src="autoscaler/",
+        dest=str(paths.LIB_DIR / "autoscaler"),
+        user="root",
+        group="root",
+        mode="0644",
+        dir_mode="0755",
+        delete=True,
+        exclude=["*.pyc"],
+        exclude_dir=["__pycache__", "*/__pycache__"],
+    )
+    config = files.template(
+        name="autoscaler settings (hold the broker password: 0600)",
+        src="templates/etc/airflow-cluster/autoscaler.json.j2",
+        dest=str(paths.CONFIG),
+        user="root",
+        group="root",
+        mode="0600",
+        create_remote_dir=True,
+        **tvars,
+    )
+    command = files.template(
+        name="airflow-cluster-autoscaler command",
+        src="templates/usr/local/sbin/airflow-cluster-autoscaler.j2",
+        dest=str(paths.COMMAND),
+        mode="0755",
+        **tvars,
+    )
+    unit = files.template(
+        name=f"unit {AUTOSCALER}",
+        src=f"templates/etc/systemd/system/{AUTOSCALER}.j2",
+        dest=f"{airflow.UNIT_DIR}/{AUTOSCALER}",
+        mode="0644",
+        **tvars,
+    )
+    changed = package.will_change or config.will_change or command.will_change
+    systemd.service(
+        name=f"{AUTOSCALER} running and enabled",
+        service=AUTOSCALER,
+        running=True,
+        enabled=True,
+        restarted=changed or unit.will_change,
+        daemon_reload=unit.will_change,
+    )

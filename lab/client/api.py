@@ -25,18 +25,18 @@ class Api(AirflowApi):
                  timeout=timeout)
         self.json("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id) -> str:
-        """A new run of `dag_id`: its id."""
-        return self.json("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})[
-            "dag_run_id"
-        ]
+    def trigger(self, dag_id, conf=None) -> str:
+        """A new run of `dag_id` (with the run configuration `conf`): its id."""
+        body = {"logical_date": None, **({"conf": conf} if conf else {})}
+        return self.json("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
     def dag_run(self, dag_id, run_id) -> dict:
         return self.json("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
     def task_instances(self, dag_id, run_id) -> list[dict]:
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100"
-        return self.json("GET", path)["task_instances"]
+        """Every task instance of the run (mapped ones one per index)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        return self.collection(path, "task_instances")
 
     def finished(self, dag_id, run_id, timeout, interval=2.0) -> dict:
         """The run's JSON once it has ended (success or failed)."""
