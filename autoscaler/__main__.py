@@ -2,6 +2,7 @@
 
     airflow-cluster-autoscaler run                    the service (airflow-cluster-autoscaler.service)
     airflow-cluster-autoscaler status                 mode, instances, the last decision (JSON)
+    airflow-cluster-autoscaler load                   the broker's load now, the live hosts (JSON)
     airflow-cluster-autoscaler scale N                autoscaling off, N instances
     airflow-cluster-autoscaler autoscale on|off       off: fixed at the current count
     airflow-cluster-autoscaler drain [--timeout S]    stop consuming, wait for the tasks, stop
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_file
-from . import control, daemon, paths, state, units
+from . import broker, control, daemon, paths, state, units
 
 
 def main(argv=None) -> int:
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run")
     commands.add_parser("status")
+    commands.add_parser("load")
     scale = commands.add_parser("scale")
     scale.add_argument("instances", type=int)
     scale.add_argument("--timeout", type=float, default=120)
@@ -46,6 +48,9 @@ def main(argv=None) -> int:
             daemon.run(config)
         elif args.command == "status":
             print(json.dumps(status(config), indent=2))
+        elif args.command == "load":
+            reading = daemon.read_broker(config, live=None)
+            print(json.dumps({"load": reading.load, "live_hosts": sorted(reading.live_hosts)}))
         elif args.command == "scale":
             control.scale(config, args.instances, args.timeout, say)
         elif args.command == "autoscale":
@@ -56,7 +61,7 @@ def main(argv=None) -> int:
                 return 3
         elif args.command == "undrain":
             control.undrain(config, args.timeout, say)
-    except (control.ControlError, state.StateError) as e:
+    except (control.ControlError, state.StateError, broker.BrokerUnreadable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

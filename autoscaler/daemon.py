@@ -15,9 +15,11 @@ import time
 
 from . import broker, state, units
 from .config import Config
-from .decision import Memory, Observation, decide
+from .decision import DRAINED, Memory, Observation, decide
 
 log = logging.getLogger("airflow-cluster-autoscaler")
+# A host whose autoscaler missed this many rounds no longer gets a share of the need.
+LIVE_ROUNDS = 3
 
 
 def run(config: Config) -> None:
@@ -41,12 +43,14 @@ def run(config: Config) -> None:
 def one_round(config: Config, memory: Memory, last_seen):
     mode, _ = state.load(config.state_file)
     present = units.instances()
-    load, error = None, None
+    load, live_hosts, error = None, None, None
     try:
-        load = broker.queue_load(config.broker_url, config.transport_options, config.queues)
+        reading = read_broker(config, live=mode.kind != DRAINED)
+        load, live_hosts = reading.load, reading.live_hosts
     except broker.BrokerUnreadable as e:
         error = str(e)
-    seen = Observation(time.monotonic(), load, present.running, present.stopping, error)
+    seen = Observation(time.monotonic(), load, present.running, present.stopping, error,
+                       live_hosts)
     decision = decide(config.policy, mode, seen, memory)
     if decision.start:
         units.start(decision.start)
@@ -57,6 +61,14 @@ def one_round(config: Config, memory: Memory, last_seen):
         log.info("%s: mode %s; %s", _action(decision), mode.kind, decision.reason)
     _write_status(config, mode, seen, decision)
     return decision.memory, summary
+
+
+def read_broker(config: Config, live: bool | None) -> broker.Reading:
+    """The load and the live hosts; marks this host alive (`live`) or not (False)."""
+    return broker.read(
+        config.broker_url, config.transport_options, config.queues, config.policy.host,
+        live=live, live_seconds=LIVE_ROUNDS * config.interval + broker.TIMEOUT,
+    )
 
 
 def _action(decision) -> str:
@@ -74,6 +86,7 @@ def _write_status(config: Config, mode, seen: Observation, decision) -> None:
         "fixed_instances": mode.instances,
         "load": seen.load,
         "broker_error": seen.error,
+        "live_hosts": None if seen.live_hosts is None else sorted(seen.live_hosts),
         "running": sorted(seen.running),
         "stopping": sorted(seen.stopping),
         "target": decision.target,

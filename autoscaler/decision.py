@@ -7,7 +7,9 @@ The rule:
   workers serve (the Helm chart's KEDA rule, read from the broker instead of the database);
 - this host's share of it: the worker hosts sorted by name split `need` evenly, the first
   `need % hosts` of them one more, so every host computes the same split without talking and
-  the sum is exactly `need`; then clamped to [min_instances, max_instances];
+  the sum is exactly `need`; then clamped to [min_instances, max_instances]. The hosts are
+  those whose autoscaler is alive and not drained (each marks itself in the broker every
+  round, broker.py), so the others take over the share of a drained or dead host;
 - up at once, to the share, in one step;
 - down only after the share stayed below the running count for `cooldown` seconds, one instance
   at a time (the highest number first), and never while another is still stopping: a stop is
@@ -53,6 +55,8 @@ class Observation:
     running: frozenset[int]  # instance numbers starting, active or restarting
     stopping: frozenset[int]  # instance numbers in a (warm) stop
     error: str | None = None  # why load is None
+    # The worker hosts whose autoscaler is alive and not drained (None: unknown, all of them).
+    live_hosts: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,28 +107,38 @@ def decide(policy: Policy, mode: Mode, seen: Observation, memory: Memory) -> Dec
         return _move(seen, target, why, memory)
 
     need = cluster_need(seen.load, policy.concurrency)
-    share = host_share(need, policy.hosts, policy.host)
+    hosts = sharing_hosts(policy, seen.live_hosts)
+    share = host_share(need, hosts, policy.host)
     target = policy.clamp(share)
-    inputs = (f"load {seen.load}, need {need} over {len(policy.hosts)} hosts, share {share}, "
-              f"target {target}, running {running}, stopping {len(seen.stopping)}")
+    inputs = (f"load {seen.load}, need {need} over {len(hosts)} hosts ({','.join(hosts)}), "
+              f"share {share}, target {target}, running {running}, "
+              f"stopping {len(seen.stopping)}")
     if target >= running:
         return _move(seen, target, inputs, Memory())
     # Below: scale in after the cooldown, one instance at a time.
     below_since = seen.now if memory.below_since is None else memory.below_since
     waited = seen.now - below_since
     if seen.stopping:
-        return _hold(running, f"{inputs}: waiting for the stopping instance",
+        return _hold(target, f"{inputs}: waiting for the stopping instance",
                      Memory(below_since))
     if waited < policy.cooldown:
-        return _hold(running, f"{inputs}: cooldown {waited:.0f}/{policy.cooldown:.0f} s",
+        return _hold(target, f"{inputs}: cooldown {waited:.0f}/{policy.cooldown:.0f} s",
                      Memory(below_since))
     # The window starts again after each scale-in.
     return _move(seen, running - 1, f"{inputs}: below for {waited:.0f} s",
                  Memory(below_since=seen.now))
 
 
-def _hold(running: int, reason: str, memory: Memory) -> Decision:
-    return Decision(target=running, start=(), stop=(), reason=reason, memory=memory)
+def sharing_hosts(policy: Policy, live_hosts: frozenset[str] | None) -> tuple[str, ...]:
+    """The hosts `need` is split over, by name: the live ones (this host always)."""
+    if live_hosts is None:
+        return tuple(sorted(policy.hosts))
+    return tuple(sorted(h for h in policy.hosts if h in live_hosts or h == policy.host))
+
+
+def _hold(target: int, reason: str, memory: Memory) -> Decision:
+    """Change nothing (yet); `target` is what the host is heading for."""
+    return Decision(target=target, start=(), stop=(), reason=reason, memory=memory)
 
 
 def _move(seen: Observation, target: int, reason: str, memory: Memory) -> Decision:

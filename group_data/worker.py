@@ -10,6 +10,7 @@ are in group_data/all.py.
 # running tasks of the queues the workers serve, read from the broker, divided by
 # worker_concurrency and shared between the worker hosts (`python -m ops scale|autoscale|drain`
 # steer it by hand).
+
 # Fewest instances on each worker host, whatever the load (0: none when idle).
 autoscale_min_instances = 1
 # Most instances on each worker host: each takes worker_concurrency task processes' memory.

@@ -10,9 +10,10 @@ and the benchmarks (bench/): what an operator reaches from the control machine.
     lab.vip_holders(); lab.backend_status(address)                 # the load balancer
     run = run_pyinfra("--limit", "redis")        # `pyinfra -y --json`, results parsed
     failover_drill(lab)                          # SIGKILL the Redis primary under a writer
+    lab.instances("worker1"); lab.broker_load("worker1"); lab.keda_count("web1")  # workers
 
 One module per concern: waiting (wait_for), runs (run_lab, run_pyinfra), ssh, broker (Redis
-and Sentinel), lb, api (Airflow), drills (the failover drill). Lab, here, composes the parts.
+and Sentinel), lb, api (Airflow), drills (the failover drill), workers (the autoscalers). Lab, here, composes the parts.
 
 Every connection uses the inventory's addresses, SSH key and known hosts, the secrets file's
 passwords and the cluster's CA, and never a proxy. Loading an inventory imports pyinfra's
@@ -39,6 +40,7 @@ from lab.client.runs import (
 )
 from lab.client.ssh import SshAccess
 from lab.client.waiting import wait_for
+from lab.client.workers import WorkerAccess
 
 __all__ = [
     "CLIENT_TIMEOUT", "DEPLOY_TIMEOUT", "FAILOVER_TIMEOUT", "GOAL_SECONDS", "INVENTORY",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class Lab(SshAccess, BrokerAccess, LoadBalancerAccess, AirflowAccess):
+class Lab(SshAccess, BrokerAccess, LoadBalancerAccess, AirflowAccess, WorkerAccess):
     """The deployed cluster of an inventory as an operator sees it: SSH to the hosts, Redis
     and Sentinel, the load balancer and the Airflow REST API over the network. The inventory
     and the model are loaded once; the secrets when first used (the first deploy makes them)."""

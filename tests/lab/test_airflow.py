@@ -28,7 +28,7 @@ ROLE_UNITS = {
         "airflow-dag-processor.service",
         "airflow-triggerer.service",
     ],
-    "worker": ["airflow-worker-logs.service"],
+    "worker": ["airflow-worker-logs.service", "airflow-cluster-autoscaler.service"],
 }
 AIRFLOW_HOSTS = [
     name for name, node in CLUSTER.nodes.items() if set(ROLE_UNITS) & set(node.groups)
@@ -50,11 +50,9 @@ ssh, data = LAB.host, LAB.data
 
 
 def expected_units(name):
+    """The units running and enabled on `name` (worker instances are the autoscaler's)."""
     groups = CLUSTER.node(name).groups
-    units = [unit for group in ROLE_UNITS if group in groups for unit in ROLE_UNITS[group]]
-    if "worker" in groups:
-        units += [f"airflow-worker@{n}.service" for n in range(1, data(name).worker_instances + 1)]
-    return units
+    return [unit for group in ROLE_UNITS if group in groups for unit in ROLE_UNITS[group]]
 
 
 ALL_UNITS = sorted(
@@ -73,11 +71,22 @@ def test_airflow_services_run_on_the_right_hosts_only(airflow_deploy, name):
         service = host.service(unit)
         assert service.is_running, f"{unit} not running on {name}"
         assert service.is_enabled, f"{unit} not enabled on {name}"
+    own_instances = ["airflow-worker@1.service"] if "worker" in CLUSTER.node(name).groups else []
     for unit in ALL_UNITS:
-        if unit not in wanted:
+        if unit not in wanted + own_instances:
             state = host.run(f"systemctl is-active {unit}; systemctl is-enabled {unit}").stdout
             assert "active\n" not in state.replace("inactive", ""), f"{unit} active on {name}"
             assert "enabled" not in state, f"{unit} enabled on {name}"
+
+
+@pytest.mark.parametrize("name", CLUSTER.groups["worker"])
+def test_worker_hosts_run_their_minimum_of_instances(airflow_deploy, name):
+    """The autoscaler starts autoscale_min_instances instances at rest."""
+    minimum = data(name).autoscale_min_instances
+    wait_for(f"{minimum} instance(s) on {name}",
+             lambda: len(LAB.instances(name)) == minimum, timeout=300, interval=2)
+    for number in LAB.instances(name):
+        assert ssh(name).service(f"airflow-worker@{number}.service").is_running
 
 
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
@@ -318,7 +327,9 @@ def test_second_airflow_deploy_changes_nothing(airflow_deploy):
 def test_limit_worker_renders_the_workers_identically(airflow_deploy):
     fingerprint = ("sha256sum /opt/airflow/airflow.cfg /opt/airflow/environment "
                    "/opt/airflow/dags/* /opt/airflow/plugins/* /etc/systemd/system/airflow-* "
-                   "/etc/systemd/system/airflow-*.d/* /usr/local/bin/airflow 2>&1")
+                   "/etc/systemd/system/airflow-*.d/* /usr/local/bin/airflow "
+                   "/etc/airflow-cluster/* /usr/local/sbin/airflow-cluster-autoscaler "
+                   "/usr/local/lib/airflow-cluster/autoscaler/* 2>&1")
     before = {name: ssh(name).run(fingerprint).stdout for name in CLUSTER.groups["worker"]}
     run = run_pyinfra("--limit", "worker")
     assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()

@@ -148,6 +148,10 @@ def expected_values(name, secrets, log_dir):
         "celery.broker_url": connections(CLUSTER, secrets).celery_broker_url,
         "celery.result_backend": connections(CLUSTER, secrets).celery_result_backend,
         "celery.worker_concurrency": str(settings.worker_concurrency),
+        # The autoscalers count queued + running tasks in the broker: both are needed.
+        "celery.task_acks_late": "True",
+        "celery.worker_prefetch_multiplier": "1",
+        "celery.worker_enable_remote_control": "True",
         "celery_broker_transport_options.master_name": CLUSTER.broker.master_name,
         "celery_broker_transport_options.sentinel_kwargs": json.dumps(
             connections(CLUSTER, secrets).celery_broker_transport_options["sentinel_kwargs"]

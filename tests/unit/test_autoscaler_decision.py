@@ -183,3 +183,23 @@ def test_a_drained_host_is_left_alone():
 def test_every_decision_says_why_with_its_inputs():
     decision = decide(policy(), Mode(), seen(0, 48), Memory())
     assert "load 48" in decision.reason and "share 3" in decision.reason
+
+
+# --- drained and dead hosts ----------------------------------------------------------------------
+
+
+def test_the_live_hosts_share_the_need_of_a_drained_or_dead_one():
+    hosts = ("worker1", "worker2", "worker3")
+    live = frozenset({"worker1", "worker3"})
+    targets = {
+        h: decide(policy(h, hosts, low=0, high=10), Mode(),
+                  Observation(0, 40, frozenset(), frozenset(), None, live), Memory()).target
+        for h in live
+    }
+    assert targets == {"worker1": 3, "worker3": 2}
+
+
+def test_a_host_counts_itself_even_before_its_first_mark():
+    decision = decide(policy(), Mode(), Observation(0, 16, frozenset({1}), frozenset(), None,
+                                                    frozenset({"worker2"})), Memory())
+    assert decision.target == 1 and "over 2 hosts" in decision.reason
