@@ -9,7 +9,9 @@ restarted, one host at a time, and a stop is Celery's warm shutdown: running tas
 (KillMode=mixed, TimeoutStopSec = worker_stop_timeout).
 """
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import FindLinks
 from pyinfra.operations import files, server, systemd
 
 from autoscaler import paths
@@ -27,6 +29,7 @@ def apply(run, changes: airflow.Changes):
     logs_changed = airflow.unit_files(LOG_SERVER, tvars)
     airflow.service(LOG_SERVER, restart=changes.any or logs_changed)
     worker_changed = airflow.unit_files(WORKER_TEMPLATE, tvars)
+    _instances_not_enabled()
     if changes.any or worker_changed:
         systemd.daemon_reload(name="systemd reloaded (worker unit changed)")
         server.shell(
@@ -37,6 +40,15 @@ def apply(run, changes: airflow.Changes):
             _serial=True,
         )
     _autoscaler(tvars)
+
+
+def _instances_not_enabled() -> None:
+    """Instances start by the autoscaler only, also after a reboot: no instance stays enabled
+    from an older deploy (it enabled airflow-worker@1..N)."""
+    wants = f"{airflow.UNIT_DIR}/multi-user.target.wants"
+    for link in host.get_fact(FindLinks, path=wants, maxdepth=1, fname="airflow-worker@*.service"):
+        files.link(name=f"{link} removed (the autoscaler starts instances)", path=link,
+                   present=False)
 
 
 def _autoscaler_paths() -> dict:

@@ -56,14 +56,15 @@ class WorkerAccess:
         return int(count), int(workers)
 
     def warm_stop_seconds(self, name, number) -> float:
-        """How long instance `number`'s last stop lasted (left active -> inactive), in s."""
+        """How long instance `number`'s last stop lasted ("Stopping" -> "Stopped" in the
+        journal: systemd forgets an inactive instance's timestamps), in s."""
         unit = f"airflow-worker@{number}.service"
-        done = self.run(name, f"systemctl show {unit} -p ActiveExitTimestampMonotonic "
-                              "-p InactiveEnterTimestampMonotonic")
-        props = dict(line.split("=", 1) for line in done.stdout.split())
-        left, ended = (int(props[k]) for k in ("ActiveExitTimestampMonotonic",
-                                               "InactiveEnterTimestampMonotonic"))
-        return (ended - left) / 1e6
+        journal = self.run(name, f"journalctl -u {unit} -o short-unix --no-pager "
+                                 "SYSLOG_IDENTIFIER=systemd").stdout.splitlines()
+        stopping = [i for i, line in enumerate(journal) if " Stopping " in line]
+        assert stopping, f"{unit} on {name} never stopped"
+        stopped = next(line for line in journal[stopping[-1]:] if " Stopped " in line)
+        return float(stopped.split()[0]) - float(journal[stopping[-1]].split()[0])
 
     def wait_at_rest(self, timeout=600):
         """Every worker host autoscaling, at its minimum, nothing stopping, no load."""
