@@ -61,6 +61,9 @@ def drain(config: Config, timeout: float, say=print) -> bool:
         app = _celery_app(config)
         try:
             finished = _stop_consuming_and_wait(app, names, config.queues, timeout, say)
+        except Exception as e:  # noqa: BLE001 - the warm stop below is safe without it
+            say(f"remote control failed ({type(e).__name__}: {e}); stopping the instances "
+                "warmly (their running tasks finish first)")
         finally:
             app.close()
         units.stop(sorted(present.running))

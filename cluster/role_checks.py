@@ -42,6 +42,14 @@ def _check_autoscale(name: str, settings: Mapping[str, Any]) -> None:
         raise ClusterConfigError(
             f"{name}: autoscale_min_instances ({low}) is above autoscale_max_instances ({high})"
         )
+    # A task still running in a warm stop must not be handed to another worker meanwhile.
+    stop, visible = settings["worker_stop_timeout"], settings["celery_visibility_timeout"]
+    if stop >= visible:
+        raise ClusterConfigError(
+            f"{name}: worker_stop_timeout ({stop}) must be below celery_visibility_timeout "
+            f"({visible}): the broker would hand a task still finishing in a warm stop to "
+            "another worker"
+        )
 
 
 def _check_lb(lb_hosts: HostSettings) -> None:

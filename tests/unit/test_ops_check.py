@@ -331,3 +331,15 @@ def test_unsafe_secrets_file_is_reported(tmp_path):
     (secrets / "cluster.json").write_text("{}")
     (secrets / "cluster.json").chmod(0o644)
     assert_rejected(ops_check(tmp_path), "cluster.json", "accessible by group or others")
+
+
+@pytest.mark.parametrize("assignment, fragments", [
+    ("autoscale_min_instances = 4", ("worker1: autoscale_min_instances (4)",
+                                     "above autoscale_max_instances (3)")),
+    ("worker_stop_timeout = 86400", ("worker_stop_timeout (86400) must be below "
+                                     "celery_visibility_timeout (86400)",)),
+])
+def test_worker_autoscaling_relations_are_checked(tmp_path, assignment, fragments):
+    write_project(tmp_path)
+    append_group_data(tmp_path, "worker", assignment)
+    assert_rejected(ops_check(tmp_path), *fragments)
