@@ -88,8 +88,13 @@ def status(config) -> dict:
 
 
 def _printer():
+    """Progress lines for the operator; if the operator's session is gone, the command goes on
+    (a drain must still stop its instances)."""
     def say(line):
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except OSError:
+            pass
 
     return say
 

@@ -7,22 +7,27 @@ step), and every message handed to a consumer but not acknowledged yet in the `u
 with `worker_prefetch_multiplier = 1` a worker holds no more messages than it has free slots,
 so waiting (list lengths) + unacknowledged = queued + running tasks.
 
+The lists and the hash are read in one transaction, so a message moving from one to the other
+meanwhile is counted once.
+
 The autoscalers also mark themselves alive in the broker, in one sorted set scored by the
 Redis server's clock (no host clock involved): each round a host that is not drained adds
-itself, a drained one removes itself, and marks older than a few rounds are dropped. The
-others then share the need of a drained or dead host between themselves.
+itself, a drained one removes itself, and marks older than a few rounds are dropped; a host
+fixed by the operator also records its count. The autoscaling hosts then share the need that
+the fixed hosts do not cover, and take over the share of a drained or dead host.
 """
 
 import json
 from dataclasses import dataclass
 
 from kombu import Connection
-from kombu.exceptions import ChannelError
 
 # Seconds one look at the broker may take before it counts as unreadable.
 TIMEOUT = 5
-# The sorted set of live autoscalers (member: host name, score: Redis time of its last round).
+# The sorted set of live autoscalers (member: host name, score: Redis time of its last round)
+# and the hash of the fixed ones' instance counts.
 LIVE_KEY = "airflow-cluster:autoscalers"
+FIXED_KEY = "airflow-cluster:autoscalers:fixed"
 
 
 class BrokerUnreadable(Exception):
@@ -33,28 +38,45 @@ class BrokerUnreadable(Exception):
 class Reading:
     load: int  # queued + running tasks of the queues
     live_hosts: frozenset[str]  # autoscalers alive and not drained
+    fixed: dict[str, int]  # live hosts fixed by the operator -> their instance count
 
 
 def read(broker_url: str, transport_options: dict, queues: list[str], host: str,
-         live: bool | None, live_seconds: float) -> Reading:
-    """The load of `queues` and the live hosts, after marking `host` alive (`live`), not alive
-    (False) or neither (None: only look). BrokerUnreadable when the broker cannot be read."""
+         live: bool | None, live_seconds: float, fixed: int | None = None) -> Reading:
+    """The load of `queues` and the live hosts, after marking `host` alive (`live`; `fixed`:
+    its count when the operator fixed it), not alive (False) or neither (None: only look).
+    BrokerUnreadable when the broker cannot be read."""
     try:
         with _connect(broker_url, transport_options) as conn:
             channel = conn.default_channel
             client = channel.client
             now_seconds, _ = client.time()
-            with client.pipeline() as pipe:
+            with client.pipeline(transaction=True) as pipe:
                 if live:
                     pipe.zadd(LIVE_KEY, {host: now_seconds})
-                elif live is False:
+                if live is False or (live and fixed is None):
+                    pipe.hdel(FIXED_KEY, host)
+                if live is False:
                     pipe.zrem(LIVE_KEY, host)
+                if live and fixed is not None:
+                    pipe.hset(FIXED_KEY, host, fixed)
                 pipe.zremrangebyscore(LIVE_KEY, "-inf", now_seconds - live_seconds)
                 pipe.zrange(LIVE_KEY, 0, -1)
-                members = pipe.execute()[-1]
+                pipe.hgetall(FIXED_KEY)
+                lists = _queue_lists(channel, queues)
+                for name in lists:
+                    pipe.llen(name)
+                pipe.hvals(channel.unacked_key)
+                answers = pipe.execute()
+            unacked = answers[-1]
+            waiting = sum(answers[-1 - len(lists):-1])
+            members, fixed_counts = answers[-3 - len(lists)], answers[-2 - len(lists)]
+            live_hosts = frozenset(_text(m) for m in members)
             return Reading(
-                load=_load(channel, queues),
-                live_hosts=frozenset(m.decode() if isinstance(m, bytes) else m for m in members),
+                load=waiting + sum(1 for raw in unacked if _routing_key(raw) in queues),
+                live_hosts=live_hosts,
+                fixed={_text(h): int(n) for h, n in fixed_counts.items()
+                       if _text(h) in live_hosts},
             )
     except Exception as e:  # noqa: BLE001 - any failure means the same: no reading this round
         raise BrokerUnreadable(f"{type(e).__name__}: {e}") from e
@@ -76,19 +98,15 @@ def _connect(broker_url: str, transport_options: dict) -> Connection:
     return conn
 
 
-def _load(channel, queues: list[str]) -> int:
-    waiting = sum(_waiting(channel, queue) for queue in queues)
-    unacked = channel.client.hvals(channel.unacked_key)
-    return waiting + sum(1 for raw in unacked if _routing_key(raw) in queues)
+def _queue_lists(channel, queues: list[str]) -> list[str]:
+    """The Redis lists of `queues`: one per priority step, named as the transport names them."""
+    return list(dict.fromkeys(
+        channel._q_for_pri(queue, step) for queue in queues for step in channel.priority_steps
+    ))
 
 
-def _waiting(channel, queue: str) -> int:
-    """Messages waiting in `queue` (every priority list); 0 when it has none (Redis keeps no
-    empty list, and a passive declare of a missing queue is refused)."""
-    try:
-        return channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        return 0
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _routing_key(raw: bytes) -> str | None:

@@ -27,31 +27,36 @@ def scale(config: Config, instances: int, timeout: float, say=print) -> None:
     if not policy.min_instances <= instances <= policy.max_instances:
         raise ControlError(f"{instances} instances is outside {policy.min_instances}.."
                            f"{policy.max_instances} (autoscale_min/max_instances)")
-    _refuse_if_drained(config)
-    state.save(config.state_file, Mode(FIXED, instances))
+    with state.locked(config.state_file):
+        _refuse_if_drained(config)
+        state.save(config.state_file, Mode(FIXED, instances))
     say(f"{policy.host}: autoscaling off, fixed at {instances} instance(s)")
     _wait_running(config, instances, timeout, say)
 
 
 def autoscale(config: Config, on: bool, say=print) -> None:
-    _refuse_if_drained(config)
+    with state.locked(config.state_file):
+        _refuse_if_drained(config)
+        if on:
+            state.save(config.state_file, Mode(AUTO))
+        else:
+            pinned = config.policy.clamp(len(units.instances().running))
+            state.save(config.state_file, Mode(FIXED, pinned))
     if on:
-        state.save(config.state_file, Mode(AUTO))
         say(f"{config.policy.host}: autoscaling on "
             f"({config.policy.min_instances}..{config.policy.max_instances} instances)")
-        return
-    running = len(units.instances().running)
-    pinned = config.policy.clamp(running)
-    state.save(config.state_file, Mode(FIXED, pinned))
-    say(f"{config.policy.host}: autoscaling off, fixed at {pinned} instance(s)")
+    else:
+        say(f"{config.policy.host}: autoscaling off, fixed at {pinned} instance(s)")
 
 
 def drain(config: Config, timeout: float, say=print) -> bool:
     """True when every task finished before the timeout."""
-    mode, before = state.load(config.state_file)
-    if mode.kind != DRAINED:
-        state.save(config.state_file, Mode(DRAINED), before=mode)
-    present = units.instances()
+    # Locked: a daemon round cannot start an instance between the mode change and the look.
+    with state.locked(config.state_file):
+        mode, before = state.load(config.state_file)
+        if mode.kind != DRAINED:
+            state.save(config.state_file, Mode(DRAINED), before=mode)
+        present = units.instances()
     numbers = sorted(present.running | present.stopping)
     say(f"{config.policy.host}: drained (the autoscaler starts nothing here); "
         f"instances {numbers or 'none'}")
@@ -66,19 +71,25 @@ def drain(config: Config, timeout: float, say=print) -> bool:
                 "warmly (their running tasks finish first)")
         finally:
             app.close()
-        units.stop(sorted(present.running))
+            # Whatever happened above (even the operator's session gone), the instances stop.
+            units.stop(sorted(present.running))
     _wait_stopped(config, say)
     say(f"{config.policy.host}: no instance running")
     return finished
 
 
 def undrain(config: Config, timeout: float, say=print) -> None:
-    mode, before = state.load(config.state_file)
-    if mode.kind != DRAINED:
-        say(f"{config.policy.host}: not drained (mode {mode.kind})")
-        return
-    back = before or Mode(AUTO)
-    state.save(config.state_file, back)
+    with state.locked(config.state_file):
+        mode, before = state.load(config.state_file)
+        if mode.kind != DRAINED:
+            say(f"{config.policy.host}: not drained (mode {mode.kind})")
+            return
+        back = before or Mode(AUTO)
+        state.save(config.state_file, back)
+        # Left running by an interrupted drain, they consume nothing: a (warm) restart does.
+        leftover = sorted(units.instances().running)
+        if leftover:
+            units.restart(leftover)
     wanted = back.instances if back.kind == FIXED else config.policy.min_instances
     say(f"{config.policy.host}: undrained, mode {back.kind}")
     _wait_running(config, wanted, timeout, say, at_least=True)
@@ -116,6 +127,8 @@ def _wait_stopped(config: Config, say) -> None:
         left = sorted(present.running | present.stopping)
         if not left:
             return
+        if present.running:  # started by someone else meanwhile: stop those too
+            units.stop(sorted(present.running))
         if time.monotonic() > deadline:
             raise ControlError(f"instances {left} still not stopped")
         say(f"stopping: {', '.join(units.unit(n) for n in left)}")

@@ -15,7 +15,7 @@ import time
 
 from . import broker, state, units
 from .config import Config
-from .decision import DRAINED, Memory, Observation, decide
+from .decision import DRAINED, FIXED, Memory, Observation, decide
 
 log = logging.getLogger("airflow-cluster-autoscaler")
 # A host whose autoscaler missed this many rounds no longer gets a share of the need.
@@ -34,7 +34,8 @@ def run(config: Config) -> None:
     while True:
         started = time.monotonic()
         try:
-            memory, last_seen = one_round(config, memory, last_seen)
+            with state.locked(config.state_file):
+                memory, last_seen = one_round(config, memory, last_seen)
         except Exception:  # noqa: BLE001 - a bad round must not end the service
             log.exception("round failed; nothing changed")
         time.sleep(max(0.0, config.interval - (time.monotonic() - started)))
@@ -43,14 +44,15 @@ def run(config: Config) -> None:
 def one_round(config: Config, memory: Memory, last_seen):
     mode, _ = state.load(config.state_file)
     present = units.instances()
-    load, live_hosts, error = None, None, None
+    load, live_hosts, fixed, error = None, None, {}, None
     try:
-        reading = read_broker(config, live=mode.kind != DRAINED)
-        load, live_hosts = reading.load, reading.live_hosts
+        reading = read_broker(config, live=mode.kind != DRAINED,
+                              fixed=mode.instances if mode.kind == FIXED else None)
+        load, live_hosts, fixed = reading.load, reading.live_hosts, reading.fixed
     except broker.BrokerUnreadable as e:
         error = str(e)
     seen = Observation(time.monotonic(), load, present.running, present.stopping, error,
-                       live_hosts)
+                       live_hosts, fixed)
     decision = decide(config.policy, mode, seen, memory)
     if decision.start:
         units.start(decision.start)
@@ -63,11 +65,12 @@ def one_round(config: Config, memory: Memory, last_seen):
     return decision.memory, summary
 
 
-def read_broker(config: Config, live: bool | None) -> broker.Reading:
-    """The load and the live hosts; marks this host alive (`live`) or not (False)."""
+def read_broker(config: Config, live: bool | None, fixed: int | None = None) -> broker.Reading:
+    """The load and the live hosts; marks this host alive (`live`, with its `fixed` count) or
+    not (False)."""
     return broker.read(
         config.broker_url, config.transport_options, config.queues, config.policy.host,
-        live=live, live_seconds=LIVE_ROUNDS * config.interval + broker.TIMEOUT,
+        live=live, live_seconds=LIVE_ROUNDS * config.interval + broker.TIMEOUT, fixed=fixed,
     )
 
 

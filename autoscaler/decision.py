@@ -8,8 +8,9 @@ The rule:
 - this host's share of it: the worker hosts sorted by name split `need` evenly, the first
   `need % hosts` of them one more, so every host computes the same split without talking and
   the sum is exactly `need`; then clamped to [min_instances, max_instances]. The hosts are
-  those whose autoscaler is alive and not drained (each marks itself in the broker every
-  round, broker.py), so the others take over the share of a drained or dead host;
+  those whose autoscaler is alive, autoscaling and not drained (each marks itself in the
+  broker every round, broker.py), so the others take over the share of a drained or dead
+  host; the instances of hosts the operator fixed are taken off the need first;
 - up at once, to the share, in one step;
 - down only after the share stayed below the running count for `cooldown` seconds, one instance
   at a time (the highest number first), and never while another is still stopping: a stop is
@@ -18,7 +19,9 @@ The rule:
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 AUTO, FIXED, DRAINED = "auto", "fixed", "drained"
 
@@ -57,6 +60,8 @@ class Observation:
     error: str | None = None  # why load is None
     # The worker hosts whose autoscaler is alive and not drained (None: unknown, all of them).
     live_hosts: frozenset[str] | None = None
+    # Live hosts the operator fixed -> their instance count.
+    fixed: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,12 +112,15 @@ def decide(policy: Policy, mode: Mode, seen: Observation, memory: Memory) -> Dec
         return _move(seen, target, why, memory)
 
     need = cluster_need(seen.load, policy.concurrency)
-    hosts = sharing_hosts(policy, seen.live_hosts)
-    share = host_share(need, hosts, policy.host)
+    fixed = {h: n for h, n in seen.fixed.items() if h != policy.host and h in policy.hosts}
+    left = max(0, need - sum(fixed.values()))
+    hosts = sharing_hosts(policy, seen.live_hosts, fixed)
+    share = host_share(left, hosts, policy.host)
     target = policy.clamp(share)
-    inputs = (f"load {seen.load}, need {need} over {len(hosts)} hosts ({','.join(hosts)}), "
-              f"share {share}, target {target}, running {running}, "
-              f"stopping {len(seen.stopping)}")
+    inputs = (f"load {seen.load}, need {need}"
+              + (f" ({left} beyond fixed {_pairs(fixed)})" if fixed else "")
+              + f" over {len(hosts)} hosts ({','.join(hosts)}), share {share}, "
+              f"target {target}, running {running}, stopping {len(seen.stopping)}")
     if target >= running:
         return _move(seen, target, inputs, Memory())
     # Below: scale in after the cooldown, one instance at a time.
@@ -129,11 +137,17 @@ def decide(policy: Policy, mode: Mode, seen: Observation, memory: Memory) -> Dec
                  Memory(below_since=seen.now))
 
 
-def sharing_hosts(policy: Policy, live_hosts: frozenset[str] | None) -> tuple[str, ...]:
-    """The hosts `need` is split over, by name: the live ones (this host always)."""
-    if live_hosts is None:
-        return tuple(sorted(policy.hosts))
-    return tuple(sorted(h for h in policy.hosts if h in live_hosts or h == policy.host))
+def sharing_hosts(policy: Policy, live_hosts: frozenset[str] | None,
+                  fixed: Mapping[str, int] = MappingProxyType({})) -> tuple[str, ...]:
+    """The hosts the need is split over, by name: the live autoscaling ones (this one always)."""
+    return tuple(sorted(
+        h for h in policy.hosts
+        if h == policy.host or ((live_hosts is None or h in live_hosts) and h not in fixed)
+    ))
+
+
+def _pairs(counts: Mapping[str, int]) -> str:
+    return ",".join(f"{h}={n}" for h, n in sorted(counts.items()))
 
 
 def _hold(target: int, reason: str, memory: Memory) -> Decision:

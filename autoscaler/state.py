@@ -9,6 +9,8 @@ resets nothing).
     {"mode": "drained", "before": {...}}   left alone; `undrain` goes back to `before`
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -29,7 +31,20 @@ def load(path: Path) -> tuple[Mode, Mode | None]:
         return Mode(AUTO), None
     except ValueError as e:
         raise StateError(f"{path}: not JSON ({e})") from e
-    return _mode(raw, path), _mode(raw["before"], path) if raw.get("before") else None
+    if not isinstance(raw, dict):
+        raise StateError(f"{path}: not a JSON object")
+    before = raw.get("before")
+    return _mode(raw, path), _mode(before, path) if isinstance(before, dict) else None
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Held by the daemon for a whole round and by a command while it changes the mode and
+    looks at the instances: neither acts on what the other is changing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def save(path: Path, mode: Mode, before: Mode | None = None) -> None:

@@ -34,17 +34,22 @@ def instances() -> Instances:
         if not match:
             continue
         number, job = int(match.group(1)), jobs.get(entry["unit"])
-        if job in ("start", "restart", "try-restart", "reload-or-start"):
-            running.add(number)
-        elif job == "stop" or entry["active"] == "deactivating":
+        if job == "stop":
+            # A stop job stays queued until the unit is inactive: a warm stop in progress.
             stopping.add(number)
-        elif entry["active"] in ("active", "activating", "reloading"):
+        elif job is not None or entry["active"] not in ("inactive", "failed"):
+            # Starting, running, restarting, or deactivating after a crash to be restarted.
             running.add(number)
     return Instances(frozenset(running), frozenset(stopping))
 
 
 def start(numbers) -> None:
     _systemctl("start", "--no-block", *(unit(n) for n in numbers))
+
+
+def restart(numbers) -> None:
+    """Warm restart: each instance finishes its running tasks, then starts again."""
+    _systemctl("restart", "--no-block", *(unit(n) for n in numbers))
 
 
 def stop(numbers) -> None:

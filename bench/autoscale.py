@@ -65,6 +65,8 @@ def main():
     api.unpause(LOAD)
     workers = lab.cluster.groups["worker"]
     auto = burst(lab, api, args.tasks, args.seconds, watch=True)
+    if auto["first_new"] is None or len(auto["at_target"]) < len(workers):
+        raise SystemExit(f"the burst did not grow every host: {auto}")
     print(f"autoscaled: {auto['state']} in {auto['wall']:.1f} s; first new instance "
           f"{auto['first_new']:.1f} s after the trigger; at target "
           + ", ".join(f"{n} {s:.1f} s" for n, s in sorted(auto["at_target"].items()))

@@ -25,7 +25,8 @@ AUTOSCALER = "airflow-cluster-autoscaler.service"
 
 @deploy("Airflow worker")
 def apply(run, changes: airflow.Changes):
-    tvars = {**template_vars(run), "autoscaler": _autoscaler_paths()}
+    tvars = template_vars(run)
+    tvars["autoscaler"] = autoscaler_vars(run, tvars["settings"])
     logs_changed = airflow.unit_files(LOG_SERVER, tvars)
     airflow.service(LOG_SERVER, restart=changes.any or logs_changed)
     worker_changed = airflow.unit_files(WORKER_TEMPLATE, tvars)
@@ -51,11 +52,18 @@ def _instances_not_enabled() -> None:
                    present=False)
 
 
-def _autoscaler_paths() -> dict:
+def autoscaler_vars(run, settings) -> dict:
+    """What the autoscaler's templates print besides the usual names."""
     return {
         "command": str(paths.COMMAND),
         "lib_dir": str(paths.LIB_DIR),
         "state_dir_name": paths.DIR_NAME,
+        # The workers' own, visibility timeout included: the drain's Celery client polls for
+        # replies, and Kombu then re-queues every unacknowledged message older than it.
+        "transport_options": {
+            **run.connections.celery_broker_transport_options,
+            "visibility_timeout": settings["celery_visibility_timeout"],
+        },
     }
 
 

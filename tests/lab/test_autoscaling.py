@@ -171,8 +171,8 @@ def test_a_burst_grows_both_hosts_within_30_s_and_every_task_succeeds(api):
 
 def test_a_scale_in_lets_the_stopped_instance_finish_its_tasks(api, autoscaling_after):
     """worker1 fixed at 3 instances and worker2 at 1 run 32 tasks of 90 s, every slot busy.
-    Autoscaling back on, worker1's share of the need (4) is 2: after the cooldown its
-    instance 3 stops while its 8 tasks run, and ends only once they have finished."""
+    Both autoscaling again, the need (4) is split 2 + 2: after the cooldown worker1's instance 3
+    stops while its 8 tasks run, and ends only once they have finished."""
     LAB.wait_at_rest(timeout=REST_TIMEOUT)
     first, second = WORKERS[0], WORKERS[1]
     assert ops("scale", first, "--instances", "3", "-y").returncode == 0
@@ -183,6 +183,7 @@ def test_a_scale_in_lets_the_stopped_instance_finish_its_tasks(api, autoscaling_
              interval=2)
     assert running_count(api, run_id, first) == 3 * CONCURRENCY
     stopped_at = time.monotonic()
+    assert ops("autoscale", "on", second, "-y").returncode == 0
     assert ops("autoscale", "on", first, "-y").returncode == 0
     wait_for(f"instance 3 of {first} stopping or stopped",
              lambda: 3 not in LAB.instances(first), timeout=settings.autoscale_cooldown + 120)
@@ -235,6 +236,8 @@ def test_a_deploy_rerun_keeps_the_operators_count_and_changes_nothing(api, autos
 
 
 def test_idle_hosts_go_back_to_their_minimum_and_say_why(api):
+    """After the loads above, each host is back at its minimum (wait_at_rest), and each of its
+    scale-ins was logged with the inputs behind it."""
     LAB.wait_at_rest(timeout=REST_TIMEOUT)
     for name in WORKERS:
         journal = LAB.run(name, "journalctl -u airflow-cluster-autoscaler --no-pager -o cat")

@@ -176,8 +176,9 @@ def test_fixed_mode_moves_to_the_count_at_once_whatever_the_load():
 
 def test_a_drained_host_is_left_alone():
     for load in (0, 1000, None):
-        decision = decide(policy(), Mode(DRAINED), seen(0, load, running=()), Memory())
-        assert (decision.start, decision.stop) == ((), ())
+        for running in ((), (1, 2)):
+            decision = decide(policy(), Mode(DRAINED), seen(0, load, running=running), Memory())
+            assert (decision.start, decision.stop) == ((), ())
 
 
 def test_every_decision_says_why_with_its_inputs():
@@ -203,3 +204,23 @@ def test_a_host_counts_itself_even_before_its_first_mark():
     decision = decide(policy(), Mode(), Observation(0, 16, frozenset({1}), frozenset(), None,
                                                     frozenset({"worker2"})), Memory())
     assert decision.target == 1 and "over 2 hosts" in decision.reason
+
+
+def test_the_instances_of_fixed_hosts_are_taken_off_the_need():
+    """worker1 fixed at 1: the autoscaling hosts cover the rest of a need of 6 between them."""
+    hosts = ("worker1", "worker2", "worker3")
+    live, fixed = frozenset(hosts), {"worker1": 1}
+    targets = {
+        h: decide(policy(h, hosts, low=0, high=10), Mode(),
+                  Observation(0, 48, frozenset(), frozenset(), None, live, fixed),
+                  Memory()).target
+        for h in ("worker2", "worker3")
+    }
+    assert targets == {"worker2": 3, "worker3": 2}
+
+
+def test_fixed_hosts_beyond_the_need_leave_the_others_at_their_minimum():
+    decision = decide(policy("worker2", low=1), Mode(),
+                      Observation(0, 8, frozenset({1, 2}), frozenset(), None,
+                                  frozenset(HOSTS), {"worker1": 3}), Memory())
+    assert decision.target == 1 and "beyond fixed worker1=3" in decision.reason

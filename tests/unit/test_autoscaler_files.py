@@ -3,6 +3,7 @@ its broker reading helpers, and the ops commands' refusals (all offline)."""
 
 import json
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +12,7 @@ from autoscaler import broker, config, state
 from autoscaler.decision import AUTO, DRAINED, FIXED, Mode
 from cluster.run import connections
 from ops.cli import main as ops_main
-from tasks.worker import AUTOSCALER, _autoscaler_paths
+from tasks.worker import AUTOSCALER, autoscaler_vars
 from tests.unit.support import MARKER as MANAGED
 from tests.unit.support import PROJECT, render_template
 from tests.unit.test_airflow_render import (  # noqa: F401 (fixtures)
@@ -22,8 +23,10 @@ WORKER = CLUSTER.groups["worker"][0]
 
 
 def rendered(template, secrets, name=WORKER):
+    run = SimpleNamespace(connections=connections(CLUSTER, secrets))
+    settings = INVENTORY.get_host(name).data.dict()
     return render_template(INVENTORY, template, CLUSTER, name, secrets,
-                           autoscaler=_autoscaler_paths())
+                           autoscaler=autoscaler_vars(run, settings))
 
 
 def settings_file(secrets, name=WORKER):
@@ -47,7 +50,10 @@ def test_settings_file_is_what_the_autoscaler_reads(secrets, tmp_path):
     # The workers' own broker URL and transport options (Sentinel, master name, password).
     own = connections(CLUSTER, secrets)
     assert loaded.broker_url == own.celery_broker_url
-    assert loaded.transport_options == dict(own.celery_broker_transport_options)
+    # With the workers' visibility timeout: Kombu's default (1 h) would make the drain's Celery
+    # client re-queue tasks that have been running for longer.
+    assert loaded.transport_options == {**own.celery_broker_transport_options,
+                                        "visibility_timeout": data.celery_visibility_timeout}
 
 
 def test_settings_file_says_it_is_managed_and_holds_only_the_broker_password(secrets):
@@ -156,3 +162,93 @@ def test_ops_asks_before_it_changes_anything(monkeypatch):
     result = CliRunner().invoke(ops_main, ["drain", WORKER], input="n\n")
     assert result.exit_code == 1 and "Aborted" in result.output
     assert calls == []
+
+
+def test_a_state_file_that_is_not_an_object_is_one_clear_error(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(state.StateError, match="not a JSON object"):
+        state.load(path)
+
+
+# --- systemd's view of the instances -------------------------------------------------------------
+
+
+def fake_systemctl(monkeypatch, units, jobs):
+    """systemctl answering list-units (JSON) and list-jobs (plain) as systemd 252 does."""
+    def run(argv, **_kwargs):
+        if "list-units" in argv:
+            out = json.dumps([{"unit": u, "load": "loaded", "active": a, "sub": "x",
+                               "description": "d"} for u, a in units.items()])
+        elif "list-jobs" in argv:
+            out = "".join(f"{i} {u} {t} running\n" for i, (u, t) in enumerate(jobs.items()))
+        else:
+            out = ""
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr("autoscaler.units.subprocess.run", run)
+
+
+def test_instances_are_running_or_stopping_by_their_state_and_job(monkeypatch):
+    fake_systemctl(monkeypatch, {
+        "airflow-worker@1.service": "active",
+        "airflow-worker@2.service": "deactivating",   # warm stop: a stop job
+        "airflow-worker@3.service": "deactivating",   # a warm restart: coming back
+        "airflow-worker@4.service": "deactivating",   # crashed, Restart=on-failure
+        "airflow-worker@5.service": "inactive",
+        "airflow-worker@6.service": "inactive",       # a start queued
+        "airflow-worker@7.service": "failed",
+        "airflow-worker-logs.service": "active",
+    }, {"airflow-worker@2.service": "stop", "airflow-worker@3.service": "restart",
+        "airflow-worker@6.service": "start"})
+    from autoscaler import units
+
+    assert units.instances() == units.Instances(running=frozenset({1, 3, 4, 6}),
+                                                stopping=frozenset({2}))
+
+
+# --- drain ---------------------------------------------------------------------------------------
+
+
+class FakeUnits:
+    def __init__(self, running):
+        self.running, self.stopped = set(running), []
+
+    def instances(self):
+        from autoscaler import units
+        return units.Instances(frozenset(self.running), frozenset())
+
+    def stop(self, numbers):
+        self.stopped += list(numbers)
+        self.running -= set(numbers)
+
+
+def drain_config(tmp_path, secrets):
+    path = tmp_path / "autoscaler.json"
+    path.write_text(settings_file(secrets))
+    loaded = config.load(path)
+    return SimpleNamespace(**{**loaded.__dict__, "state_file": tmp_path / "state.json"})
+
+
+def test_a_drain_whose_operator_went_away_still_stops_the_instances(monkeypatch, tmp_path,
+                                                                     secrets):
+    from autoscaler import control
+
+    fake = FakeUnits({1, 2})
+    monkeypatch.setattr(control, "units", fake)
+
+    class App:
+        class control:  # noqa: N801 - Celery's attribute name
+            @staticmethod
+            def cancel_consumer(*_args, **_kwargs):
+                raise BrokenPipeError("the operator's SSH session is gone")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(control, "_celery_app", lambda _config: App())
+    said = []
+    control.drain(drain_config(tmp_path, secrets), timeout=1, say=said.append)
+    assert sorted(fake.stopped) == [1, 2]
+    assert state.load(tmp_path / "state.json")[0] == Mode(DRAINED)
+    assert "remote control failed" in " ".join(said)
