@@ -34,8 +34,8 @@ def apply(run, changes: airflow.Changes):
     if changes.any or worker_changed:
         systemd.daemon_reload(name="systemd reloaded (worker unit changed)")
         server.shell(
-            name="running worker instances restarted, warmly (config, lock, plugins or unit "
-            "changed), one host at a time",
+            name="running worker instances restarted (warm stop; config, lock, plugins or "
+            "unit changed), one host at a time",
             # try-restart: only the instances that run; the autoscaler owns the count.
             commands=["systemctl try-restart 'airflow-worker@*.service'"],
             _serial=True,
