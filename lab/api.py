@@ -3,7 +3,9 @@
     from lab import api
     api.up()                         # or api.up("path/to/other_inventory.py")
     api.run("web1", "systemctl is-active ssh").stdout
-    api.status()["hosts"]            # [{"name", "address", "state", "ssh"}, ...]
+    api.status()["hosts"]            # [{"name", "address", "state", "disk", "ssh"}, ...]
+    api.kill("redis1"); api.start("redis1")     # plug pulled; booted again on its disk
+    api.stop("web1"); api.isolate("db1"); api.heal("db1")
     api.down()
 """
 
@@ -15,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from lab import certs, hosts as lab_hosts, image, network, processes, sshkeys
+from lab import certs, hosts as lab_hosts, image, network, power, processes, sshkeys
 from lab.errors import LabError
 from lab.inventory import LabHost, bridge_address, lab_subnet, load_hosts
 from lab.mounts import unmount_all_under
@@ -29,12 +31,14 @@ def hosts(inventory_path=DEFAULT_INVENTORY) -> list[LabHost]:
     return load_hosts(inventory_path)
 
 
-def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOUT, log=print) -> dict:
+def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOUT,
+       fresh: bool = False, log=print) -> dict:
     """Boot every inventory host and wait until each answers SSH with systemd up.
 
-    Does nothing if the lab already runs and every host answers. Otherwise clears what a
-    killed run may have left, then builds (base image once) and boots all hosts in parallel.
-    Returns status().
+    Does nothing if the lab already runs and every host answers. A lab whose hosts have disks
+    (upper dirs) keeps them: stopped or killed hosts boot again on their own disk, as after a
+    power cut. Only `fresh` (or no disks yet, or another inventory's lab) clears everything and
+    boots every host from the base image, and says so. Returns status().
     """
     paths = LabPaths.from_env()
     lab = load_hosts(inventory_path)
@@ -43,10 +47,15 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
     gateway = str(bridge_address(subnet))
 
     with _locked(paths):
-        if _is_up(paths, lab, gateway):
+        if not fresh and _is_up(paths, lab, gateway):
             log("lab is already up")
             return status(inventory_path)
+        if not fresh and _has_disks(paths, lab):
+            _resume(paths, lab, gateway, subnet, timeout, log)
+            return status(inventory_path)
         started = time.monotonic()
+        if paths.hosts_dir.is_dir() and any(paths.hosts_dir.glob("*/upper")):
+            log("fresh lab: every host starts again from the base image (their disks are wiped)")
         _clean(paths)
         network.set_overcommit_memory()
         sshkeys.ensure_keypair(paths.ssh_key, "airflow-lab")
@@ -76,6 +85,48 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
     return status(inventory_path)
 
 
+def kill(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
+    """Pull HOST's plug: every process dies at once, no shutdown."""
+    paths = LabPaths.from_env()
+    with _locked(paths):
+        power.kill(paths, _find_host(host_name, inventory_path))
+    log(f"{host_name}: plug pulled")
+
+
+def stop(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
+    """Shut HOST down cleanly; its disk stays."""
+    paths = LabPaths.from_env()
+    with _locked(paths):
+        power.stop(paths, _find_host(host_name, inventory_path))
+    log(f"{host_name}: shut down")
+
+
+def start(host_name: str, inventory_path=DEFAULT_INVENTORY, *,
+          timeout: float = DEFAULT_BOOT_TIMEOUT, log=print) -> None:
+    """Boot HOST again on its disk, as it was; wait until it answers SSH."""
+    paths = LabPaths.from_env()
+    host = _find_host(host_name, inventory_path)
+    with _locked(paths):
+        _check_network(paths, load_hosts(inventory_path))
+        power.start(paths, host, BRIDGE, timeout)
+    log(f"{host_name}: up")
+
+
+def isolate(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
+    """Cut HOST off the lab network (a partition); `heal` joins it again."""
+    paths = LabPaths.from_env()
+    with _locked(paths):
+        power.isolate(paths, _find_host(host_name, inventory_path))
+    log(f"{host_name}: isolated")
+
+
+def heal(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
+    paths = LabPaths.from_env()
+    with _locked(paths):
+        power.heal(paths, _find_host(host_name, inventory_path), BRIDGE)
+    log(f"{host_name}: back on the network")
+
+
 def down(*, log=print) -> None:
     """Stop every lab container and the proxy; remove the bridge, upper dirs and mounts.
 
@@ -97,10 +148,14 @@ def status(inventory_path=DEFAULT_INVENTORY) -> dict:
 
     def host_status(host: LabHost) -> dict:
         running = lab_hosts.container_pid(paths, host) is not None
+        state = "running" if running else "stopped"
+        if running and power.isolated(paths, host, BRIDGE):
+            state = "isolated"
         return {
             "name": host.name,
             "address": host.address,
-            "state": "running" if running else "stopped",
+            "state": state,
+            "disk": paths.upper(host.name).is_dir(),
             "ssh": running and paths.known_hosts.is_file() and lab_hosts.answers_ssh(paths, host),
         }
 
@@ -156,6 +211,57 @@ def _locked(paths: LabPaths):
     with open(paths.lock, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def _has_disks(paths: LabPaths, lab: list[LabHost]) -> bool:
+    """Hosts of this inventory have disks (upper dirs), the base image is complete, and no
+    other lab's host is running."""
+    others = set(lab_hosts.running_containers(paths)) - {host.machine for host in lab}
+    disks = any(paths.upper(host.name).is_dir() for host in lab)
+    return not others and disks and paths.base.is_dir() and not paths.base_partial.exists()
+
+
+def _resume(paths: LabPaths, lab: list[LabHost], gateway: str, subnet, timeout: float,
+            log) -> None:
+    """Bring back what is down (bridge, proxy, hosts) and boot stopped hosts on their disks."""
+    started = time.monotonic()
+    if network.bridge_state(BRIDGE)["state"] != "up":
+        network.create_bridge(BRIDGE, gateway, subnet)
+    if proxy_state(paths, gateway, PROXY_PORT)["state"] != "running":
+        start_proxy(paths, gateway, PROXY_PORT, str(subnet),
+                    image.allowed_hosts(image.apt_source_uris()))
+    running = [host for host in lab if lab_hosts.container_pid(paths, host) is not None]
+    cut_off = [host.name for host in running if power.isolated(paths, host, BRIDGE)]
+    if cut_off:
+        raise LabError(f"isolated: {', '.join(cut_off)}; `python -m lab heal HOST` first")
+    stopped = [host for host in lab if host not in running]
+    new = [host for host in stopped if not paths.upper(host.name).is_dir()]
+    if stopped:
+        log(f"booting {', '.join(h.name for h in stopped)} on their disks (kept)"
+            + (f"; new disks for {', '.join(h.name for h in new)}" if new else ""))
+    if new:
+        lab_key, local_cas = sshkeys.public_key(paths.ssh_key), certs.local_cas()
+        for host in new:
+            paths.host_dir(host.name).mkdir(parents=True, exist_ok=True)
+            sshkeys.ensure_keypair(paths.host_key(host.name), f"root@{host.name}")
+            lab_hosts.prepare_upper(paths, host, lab, lab_key, local_cas)
+        sshkeys.write_known_hosts(
+            paths.known_hosts,
+            {host.address: sshkeys.public_key(paths.host_key(host.name)) for host in lab},
+        )
+    for host in stopped:
+        lab_hosts.boot(paths, host, BRIDGE)
+    deadline = time.monotonic() + timeout
+    _parallel(lambda host: lab_hosts.wait_ready(paths, host, deadline), lab)
+    log(f"lab up: {len(stopped)} of {len(lab)} hosts booted in "
+        f"{time.monotonic() - started:.1f} s")
+
+
+def _check_network(paths: LabPaths, lab: list[LabHost]) -> None:
+    gateway = str(bridge_address(lab_subnet(lab)))
+    if network.bridge_state(BRIDGE)["state"] != "up" or \
+            proxy_state(paths, gateway, PROXY_PORT)["state"] != "running":
+        raise LabError("the lab's bridge or proxy is down: `python -m lab up` brings them back")
 
 
 def _is_up(paths: LabPaths, lab: list[LabHost], gateway: str) -> bool:

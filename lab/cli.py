@@ -1,4 +1,5 @@
-"""`python -m lab up|down|status|ssh HOST [CMD...]`: a thin click layer over lab.api."""
+"""`python -m lab up|down|status|ssh HOST [CMD...]|kill|stop|start|isolate|heal HOST`: a thin
+click layer over lab.api."""
 
 import json
 import os
@@ -34,12 +35,34 @@ def main(ctx: click.Context, inventory: str | None) -> None:
 @inventory_option
 @click.option("--timeout", type=float, default=api.DEFAULT_BOOT_TIMEOUT, show_default=True,
               help="seconds to wait for every host to answer SSH")
+@click.option("--fresh", is_flag=True,
+              help="wipe every host's disk and boot all from the base image")
 @click.pass_context
-def up(ctx, inventory, timeout):
-    """Boot every inventory host (no-op if the lab is already up)."""
+def up(ctx, inventory, timeout, fresh):
+    """Boot every inventory host (no-op if the lab is already up). Stopped or killed hosts
+    boot on their own disks; only --fresh (or `down`) starts from the base image."""
     with _errors():
-        result = api.up(_inventory(ctx, inventory), timeout=timeout)
+        result = api.up(_inventory(ctx, inventory), timeout=timeout, fresh=fresh)
     _print_status(result)
+
+
+def _host_command(name, function, help_text, **options):
+    @main.command(name=name, help=help_text)
+    @inventory_option
+    @click.argument("host")
+    @click.pass_context
+    def command(ctx, inventory, host):
+        with _errors():
+            function(host, _inventory(ctx, inventory), **options)
+
+    return command
+
+
+_host_command("kill", api.kill, "Pull HOST's plug: every process dies at once, no shutdown.")
+_host_command("stop", api.stop, "Shut HOST down cleanly; its disk stays.")
+_host_command("start", api.start, "Boot HOST again on its disk, as it was.")
+_host_command("isolate", api.isolate, "Cut HOST off the lab network (a partition).")
+_host_command("heal", api.heal, "Put an isolated HOST back on the lab network.")
 
 
 @main.command()
@@ -90,7 +113,8 @@ def _print_status(result: dict) -> None:
     width = max(len(host["name"]) for host in result["hosts"])
     for host in result["hosts"]:
         ssh = "ssh ok" if host["ssh"] else "no ssh"
-        click.echo(f"{host['name']:<{width}}  {host['address']:<15}  {host['state']:<8}  {ssh}")
+        click.echo(f"{host['name']:<{width}}  {host['address']:<15}  {host['state']:<8}  {ssh}"
+                   + ("" if host.get("disk", True) else "  (no disk)"))
     bridge, proxy = result["bridge"], result["proxy"]
     click.echo(f"bridge {bridge['name']}: {bridge['state']} {bridge['address'] or ''}".rstrip())
     click.echo(f"proxy {proxy['address']}: {proxy['state']}")

@@ -1,0 +1,119 @@
+"""Power and network controls of one lab host, for the fault drills: the plug, the power
+switch and the network cable.
+
+    kill   the plug pulled: the container's PID 1 gets SIGKILL, so every process of the host
+           dies at once (the kernel kills a PID namespace with its init); no shutdown runs,
+           nothing is flushed that the host had not written yet
+    stop   a clean shutdown (nspawn halts the container's systemd)
+    start  boots the host again on its own disk (its upper dir, as it was)
+    isolate / heal
+           the host's port on the bridge detached / attached again: a network partition (the
+           host keeps its link up and its addresses; nothing it sends arrives, nothing reaches it)
+"""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from lab import hosts as lab_hosts
+from lab import processes
+from lab.errors import LabError
+from lab.inventory import LabHost
+from lab.paths import LabPaths
+
+
+def kill(paths: LabPaths, host: LabHost, timeout: float = 30) -> None:
+    nspawn = _running(paths, host)
+    init = container_init(nspawn)
+    os.kill(init or nspawn, signal.SIGKILL)
+    _wait_gone(nspawn, timeout, f"{host.name} did not die after SIGKILL")
+    paths.nspawn_pid(host.name).unlink(missing_ok=True)
+
+
+def stop(paths: LabPaths, host: LabHost, timeout: float = 120) -> None:
+    nspawn = _running(paths, host)
+    processes.terminate([nspawn], timeout)
+    paths.nspawn_pid(host.name).unlink(missing_ok=True)
+
+
+def start(paths: LabPaths, host: LabHost, bridge: str, timeout: float) -> None:
+    """Boot a stopped host on its kept disk and wait until it answers SSH with systemd up."""
+    if lab_hosts.container_pid(paths, host) is not None:
+        return
+    if not paths.upper(host.name).is_dir():
+        raise LabError(f"{host.name} has no disk yet: `python -m lab up` creates it")
+    lab_hosts.boot(paths, host, bridge)
+    lab_hosts.wait_ready(paths, host, time.monotonic() + timeout)
+
+
+def isolate(paths: LabPaths, host: LabHost) -> None:
+    _ip("link", "set", bridge_port(paths, host), "nomaster")
+
+
+def heal(paths: LabPaths, host: LabHost, bridge: str) -> None:
+    _ip("link", "set", bridge_port(paths, host), "master", bridge)
+
+
+def isolated(paths: LabPaths, host: LabHost, bridge: str) -> bool:
+    port = bridge_port(paths, host)
+    master = Path(f"/sys/class/net/{port}/master")
+    return not master.exists() or master.resolve().name != bridge
+
+
+def container_init(nspawn_pid: int) -> int | None:
+    """The container's PID 1, as this machine numbers it: nspawn's child whose own PID
+    namespace calls it 1."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        status = _status(int(entry.name))
+        if status.get("PPid") == str(nspawn_pid) and status.get("NSpid", "").split()[-1:] == ["1"]:
+            return int(entry.name)
+    return None
+
+
+def bridge_port(paths: LabPaths, host: LabHost) -> str:
+    """This machine's end of the host's veth pair (the port on the lab bridge): the link
+    whose index the container's host0 names as its peer."""
+    init = container_init(_running(paths, host))
+    if init is None:
+        raise LabError(f"{host.name}: its container has no init process")
+    peer = subprocess.run(
+        ["nsenter", "-t", str(init), "-n", "cat", "/sys/class/net/host0/iflink"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    for link in Path("/sys/class/net").iterdir():
+        if (link / "ifindex").read_text().strip() == peer:
+            return link.name
+    raise LabError(f"{host.name}: no link with index {peer} on this machine")
+
+
+def _running(paths: LabPaths, host: LabHost) -> int:
+    pid = lab_hosts.container_pid(paths, host)
+    if pid is None:
+        raise LabError(f"{host.name} is not running")
+    return pid
+
+
+def _wait_gone(pid: int, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while processes.is_alive(pid):
+        if time.monotonic() > deadline:
+            raise LabError(message)
+        time.sleep(0.05)
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise LabError(f"ip {' '.join(args)}: {done.stderr.strip()}")
