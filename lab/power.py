@@ -11,6 +11,7 @@ switch and the network cable.
            host keeps its link up and its addresses; nothing it sends arrives, nothing reaches it)
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -80,13 +81,16 @@ def bridge_port(paths: LabPaths, host: LabHost) -> str:
     init = container_init(_running(paths, host))
     if init is None:
         raise LabError(f"{host.name}: its container has no init process")
-    peer = subprocess.run(
-        ["nsenter", "-t", str(init), "-n", "cat", "/sys/class/net/host0/iflink"],
+    # Netlink in the container's network namespace (its sysfs is not mounted here).
+    inside = subprocess.run(
+        ["nsenter", "-t", str(init), "-n", "ip", "-j", "link", "show", "host0"],
         capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    for link in Path("/sys/class/net").iterdir():
-        if (link / "ifindex").read_text().strip() == peer:
-            return link.name
+    ).stdout
+    peer = json.loads(inside)[0]["link_index"]
+    for link in json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True,
+                                          text=True, check=True).stdout):
+        if link["ifindex"] == peer:
+            return link["ifname"]
     raise LabError(f"{host.name}: no link with index {peer} on this machine")
 
 
