@@ -3,6 +3,7 @@ and `up` booting stopped hosts on their kept disks), on a lab host no test needs
 being down: each test brings its host back. Runs after the other end-to-end tests (zz)."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -23,13 +24,20 @@ def lab(*args):
 
 
 def answers(name) -> bool:
-    return LAB.run(name, "true", timeout=15).returncode == 0
+    """Whether `name` answers SSH within 30 s (a dead host times out: no answer)."""
+    try:
+        return LAB.run(name, "true", timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def reaches(name, address) -> bool:
     """Whether host `name` opens a TCP connection to `address`'s SSH port."""
     probe = f"timeout 3 bash -c '</dev/tcp/{address}/22'"
-    return LAB.run(name, probe, timeout=15).returncode == 0
+    try:
+        return LAB.run(name, probe, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def state(name) -> str:
