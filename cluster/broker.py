@@ -63,8 +63,15 @@ def transport_options(broker: Broker, password: str) -> dict[str, Any]:
     return {"master_name": broker.master_name, "sentinel_kwargs": {"password": password}}
 
 
-def check_redis_settings(settings: Mapping[str, Any]) -> None:
-    """Relations between a redis host's tunables that a single-value check cannot see."""
+def check_redis_settings(settings: Mapping[str, Any], replicas: int) -> None:
+    """Relations between a redis host's tunables that a single-value check cannot see
+    (`replicas`: how many replicas a primary of the group has)."""
+    needed = settings["redis_min_replicas_to_write"]
+    if needed > replicas:
+        raise ClusterConfigError(
+            f"redis_min_replicas_to_write ({needed}) is more than the {replicas} replicas "
+            f"{replicas + 1} redis hosts have: the primary would refuse every write"
+        )
     down_after = settings["sentinel_down_after_ms"]
     failover_timeout = settings["sentinel_failover_timeout_ms"]
     restart_delay = settings["redis_restart_delay"]
@@ -182,4 +189,6 @@ def redis_settings_in_force(address: str, settings: Mapping[str, Any], password:
         "maxmemory-policy": "noeviction",
         "appendonly": "yes",
         "appendfsync": settings["redis_appendfsync"],
+        "min-replicas-to-write": str(settings["redis_min_replicas_to_write"]),
+        "min-replicas-max-lag": str(settings["redis_min_replicas_max_lag"]),
     }

@@ -22,8 +22,9 @@ HostSettings = Mapping[str, Mapping[str, Any]]
 
 def check_role_settings(role_settings: Mapping[str, HostSettings]) -> None:
     """`role_settings`: role group -> host name -> that host's settings."""
-    for settings in role_settings["redis"].values():
-        check_redis_settings(settings)
+    redis_hosts = role_settings["redis"]
+    for settings in redis_hosts.values():
+        check_redis_settings(settings, replicas=len(redis_hosts) - 1)
     for settings in role_settings["postgres"].values():
         check_postgres_settings(settings)
     _check_lb(role_settings["lb"])

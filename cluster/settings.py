@@ -140,6 +140,12 @@ SETTINGS: dict[str, Setting] = {
     "redis_maxmemory_mb": Setting(v.integer(1), "Memory limit of each redis-server (MiB)."),
     "redis_appendfsync": Setting(v.one_of("everysec", "always", "no"), "AOF fsync policy."),
     "redis_restart_delay": Setting(v.integer(0), "Seconds before restarting a crashed Redis."),
+    "redis_min_replicas_to_write": Setting(
+        v.integer(0), "Replicas that must be in sync for the primary to take writes."
+    ),
+    "redis_min_replicas_max_lag": Setting(
+        v.integer(1), "Seconds of replica silence after which it is no longer in sync."
+    ),
     "sentinel_down_after_ms": Setting(v.integer(1), "Sentinel down-after-milliseconds."),
     "sentinel_failover_timeout_ms": Setting(v.integer(1), "Sentinel failover-timeout (ms)."),
     "sentinel_parallel_syncs": Setting(v.integer(1), "Sentinel parallel-syncs."),

@@ -14,6 +14,14 @@ redis_appendfsync = "everysec"
 # Seconds systemd waits before restarting a crashed redis-server. Longer than a failover, so a
 # crashed primary is replaced by a replica and comes back as a replica, not as a stale primary.
 redis_restart_delay = 15
+# A primary refuses writes unless at least this many replicas acknowledged its replication
+# stream within redis_min_replicas_max_lag seconds (Redis min-replicas-to-write). A primary cut
+# off from its replicas by a partition so stops taking writes that the replica promoted on the
+# other side would never have. 0 = never refuse; at most the number of replicas (redis hosts - 1).
+redis_min_replicas_to_write = 1
+# Seconds since a replica's last acknowledgement (replicas send one every second) after which it
+# no longer counts for redis_min_replicas_to_write: the longest a cut-off primary takes writes.
+redis_min_replicas_max_lag = 5
 # Milliseconds a server may go without answering before a sentinel considers it down. Plus the
 # ping period (<= 1 s), the election and the promotion (~1.5 s), this is how long the broker
 # is unavailable when its primary dies (measured in the lab: see bench/failover.py).

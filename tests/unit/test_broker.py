@@ -154,19 +154,31 @@ def test_nobody_knows_a_new_cluster(broker):
 
 def test_redis_settings_relations():
     defaults = {"redis_restart_delay": 15, "sentinel_down_after_ms": 1500,
-                "sentinel_failover_timeout_ms": 10000}
-    b.check_redis_settings(defaults)
+                "sentinel_failover_timeout_ms": 10000, "redis_min_replicas_to_write": 1}
+    b.check_redis_settings(defaults, replicas=2)
     with pytest.raises(ClusterConfigError, match="redis_restart_delay"):
-        b.check_redis_settings({**defaults, "redis_restart_delay": 2, "sentinel_down_after_ms": 2000})
+        b.check_redis_settings(
+            {**defaults, "redis_restart_delay": 2, "sentinel_down_after_ms": 2000}, replicas=2
+        )
     with pytest.raises(ClusterConfigError, match="failover_timeout"):
         b.check_redis_settings(
-            {**defaults, "sentinel_down_after_ms": 5000, "sentinel_failover_timeout_ms": 5000}
+            {**defaults, "sentinel_down_after_ms": 5000, "sentinel_failover_timeout_ms": 5000},
+            replicas=2,
         )
+
+
+def test_a_primary_needs_the_replicas_it_waits_for():
+    settings = {"redis_restart_delay": 15, "sentinel_down_after_ms": 1500,
+                "sentinel_failover_timeout_ms": 10000, "redis_min_replicas_to_write": 1}
+    # One redis host: no replica could ever acknowledge a write.
+    with pytest.raises(ClusterConfigError, match=r"redis_min_replicas_to_write \(1\).*1 redis hosts"):
+        b.check_redis_settings(settings, replicas=0)
+    b.check_redis_settings({**settings, "redis_min_replicas_to_write": 0}, replicas=0)
 
 
 def test_shipped_redis_settings_are_consistent(inventory):
     for name in ("redis1", "redis2", "redis3"):
-        b.check_redis_settings(inventory.get_host(name).data.dict())
+        b.check_redis_settings(inventory.get_host(name).data.dict(), replicas=2)
 
 
 @pytest.mark.parametrize("name", ["redis1", "redis3"])
