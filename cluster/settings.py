@@ -123,6 +123,9 @@ SETTINGS: dict[str, Setting] = {
     "dag_processor_parsing_processes": Setting(
         v.integer(1), "[dag_processor] parsing_processes."
     ),
+    "task_heartbeat_timeout": Setting(
+        v.integer(10), "[scheduler] task_instance_heartbeat_timeout (s)."
+    ),
     "dag_bundle_refresh_interval": Setting(
         v.integer(1), "[dag_processor] refresh_interval: seconds between bundle refreshes."
     ),

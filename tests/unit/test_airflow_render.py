@@ -174,6 +174,7 @@ def expected_values(name, secrets, log_dir):
             "scheduler.scheduler_health_check_server_port": str(settings.scheduler_health_port),
             "dag_processor.parsing_processes": str(settings.dag_processor_parsing_processes),
             "dag_processor.refresh_interval": str(settings.dag_bundle_refresh_interval),
+            "scheduler.task_instance_heartbeat_timeout": str(settings.task_heartbeat_timeout),
         }
     return expected
 
