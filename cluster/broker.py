@@ -9,6 +9,7 @@ run computes.
 """
 
 import re
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ class Broker:
     # (address, port) of the redis-server and of the sentinel on every redis host, in order.
     servers: tuple[tuple[str, int], ...]
     sentinels: tuple[tuple[str, int], ...]
+    # Celery's task_publish_retry_policy: a publish retried through a failover (setting:
+    # celery_publish_retry_seconds), and the seconds Airflow lets one publish take with it.
+    publish_retry_policy: Mapping[str, float]
+    publish_timeout: int
 
     @property
     def initial_primary(self) -> tuple[str, int]:
@@ -46,7 +51,25 @@ def build_broker(settings: Mapping[str, Any], addresses: tuple[str, ...]) -> Bro
         quorum=len(addresses) // 2 + 1,
         servers=tuple((a, settings["redis_port"]) for a in addresses),
         sentinels=tuple((a, settings["sentinel_port"]) for a in addresses),
+        publish_retry_policy=publish_retry_policy(settings["celery_publish_retry_seconds"]),
+        publish_timeout=settings["celery_publish_retry_seconds"] + 5,
     )
+
+
+# Seconds between two attempts of a publish while the broker fails over.
+PUBLISH_RETRY_INTERVAL = 0.5
+
+
+def publish_retry_policy(seconds: int) -> dict[str, float]:
+    """Celery's task_publish_retry_policy that keeps retrying for about `seconds` (Celery's
+    default gives up after 0.6 s, well before Sentinel has promoted a replica). Each attempt
+    asks the sentinels for the primary again."""
+    return {
+        "max_retries": math.ceil(seconds / PUBLISH_RETRY_INTERVAL),
+        "interval_start": 0,
+        "interval_step": PUBLISH_RETRY_INTERVAL,
+        "interval_max": PUBLISH_RETRY_INTERVAL,
+    }
 
 
 def broker_url(broker: Broker, password: str) -> str:

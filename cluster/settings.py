@@ -89,6 +89,10 @@ SETTINGS: dict[str, Setting] = {
         v.integer(1), "Seconds before the broker redelivers an unacknowledged task.",
         cluster_wide=True,
     ),
+    "celery_publish_retry_seconds": Setting(
+        v.integer(1), "Seconds a task publish is retried through a broker failover.",
+        cluster_wide=True,
+    ),
     "worker_log_server_port": Setting(
         v.port, "Task log server port on worker hosts.", cluster_wide=True
     ),

@@ -102,6 +102,11 @@ worker_concurrency = 8
 # Seconds a started task may run before the broker hands it to another worker (Celery's
 # visibility_timeout): keep it above the longest task.
 celery_visibility_timeout = 86400
+# Seconds a scheduler keeps retrying to hand a task to the broker while Redis fails over
+# (Celery's publish retries; Airflow's [celery] operation_timeout is set 5 s above). Keep it
+# above a failover (sentinel_down_after_ms plus about 2 s): a task published meanwhile would
+# otherwise fail a try.
+celery_publish_retry_seconds = 10
 # Port of the task log server on each worker host: the API servers fetch task logs from it.
 worker_log_server_port = 8793
 # Username of the Airflow admin (FAB); its password is admin_password in the secrets file.

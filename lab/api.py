@@ -5,6 +5,7 @@
     api.run("web1", "systemctl is-active ssh").stdout
     api.status()["hosts"]            # [{"name", "address", "state", "disk", "ssh"}, ...]
     api.kill("redis1"); api.start("redis1")     # plug pulled; booted again on its disk
+    api.kill("redis1", "db1")                   # several plugs at the same moment
     api.stop("web1"); api.isolate("db1"); api.heal("db1")
     api.down()
 """
@@ -85,12 +86,13 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
     return status(inventory_path)
 
 
-def kill(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
-    """Pull HOST's plug: every process dies at once, no shutdown."""
+def kill(*host_names: str, inventory_path=DEFAULT_INVENTORY, log=print) -> None:
+    """Pull the plugs of the hosts at the same moment: every process dies at once, no shutdown."""
     paths = LabPaths.from_env()
+    hosts_ = [_find_host(name, inventory_path) for name in host_names]
     with _locked(paths):
-        power.kill(paths, _find_host(host_name, inventory_path))
-    log(f"{host_name}: plug pulled")
+        power.kill(paths, hosts_)
+    log(f"{', '.join(host_names)}: plug pulled")
 
 
 def stop(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
@@ -125,6 +127,12 @@ def heal(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None
     with _locked(paths):
         power.heal(paths, _find_host(host_name, inventory_path), BRIDGE)
     log(f"{host_name}: back on the network")
+
+
+def console_argv(host_name: str, inventory_path=DEFAULT_INVENTORY) -> list[str]:
+    """The command prefix that runs a program inside HOST without the network (append the
+    program and its arguments)."""
+    return power.console_argv(LabPaths.from_env(), _find_host(host_name, inventory_path))
 
 
 def down(*, log=print) -> None:

@@ -1,5 +1,5 @@
-"""`python -m lab up|down|status|ssh HOST [CMD...]|kill|stop|start|isolate|heal HOST`: a thin
-click layer over lab.api."""
+"""`python -m lab up|down|status|ssh HOST [CMD...]|console HOST CMD...|kill|stop|start|
+isolate|heal HOST`: a thin click layer over lab.api."""
 
 import json
 import os
@@ -58,7 +58,17 @@ def _host_command(name, function, help_text, **options):
     return command
 
 
-_host_command("kill", api.kill, "Pull HOST's plug: every process dies at once, no shutdown.")
+@main.command()
+@inventory_option
+@click.argument("hosts", nargs=-1, required=True)
+@click.pass_context
+def kill(ctx, inventory, hosts):
+    """Pull the plugs of HOSTS at the same moment: every process dies at once, no shutdown."""
+    with _errors():
+        api.kill(*hosts, inventory_path=_inventory(ctx, inventory))
+
+
+
 _host_command("stop", api.stop, "Shut HOST down cleanly; its disk stays.")
 _host_command("start", api.start, "Boot HOST again on its disk, as it was.")
 _host_command("isolate", api.isolate, "Cut HOST off the lab network (a partition).")
@@ -97,6 +107,19 @@ def ssh(ctx, inventory, host, command):
     with _errors():
         interactive = not command and sys.stdin.isatty()
         argv = api.ssh_argv(host, _inventory(ctx, inventory), interactive=interactive)
+    os.execvp(argv[0], argv + list(command))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@inventory_option
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def console(ctx, inventory, host, command):
+    """Run COMMAND inside HOST through its namespaces, not the network (reaches an isolated
+    host), e.g. `python -m lab console redis1 redis-cli ping`."""
+    with _errors():
+        argv = api.console_argv(host, _inventory(ctx, inventory))
     os.execvp(argv[0], argv + list(command))
 
 

@@ -6,6 +6,9 @@ switch and the network cable.
            nothing is flushed that the host had not written yet
     stop   a clean shutdown (nspawn halts the container's systemd)
     start  boots the host again on its own disk (its upper dir, as it was)
+    console
+           a command run inside the host through its namespaces, not the network (reaches an
+           isolated host)
     isolate / heal
            the host's port on the bridge detached / attached again: a network partition (the
            host keeps its link up and its addresses; nothing it sends arrives, nothing reaches it)
@@ -25,12 +28,15 @@ from lab.inventory import LabHost
 from lab.paths import LabPaths
 
 
-def kill(paths: LabPaths, host: LabHost, timeout: float = 30) -> None:
-    nspawn = _running(paths, host)
-    init = container_init(nspawn)
-    os.kill(init or nspawn, signal.SIGKILL)
-    _wait_gone(nspawn, timeout, f"{host.name} did not die after SIGKILL")
-    paths.nspawn_pid(host.name).unlink(missing_ok=True)
+def kill(paths: LabPaths, hosts: list[LabHost], timeout: float = 30) -> None:
+    """Pull the plugs of `hosts` at the same moment (one SIGKILL after the other, then wait)."""
+    nspawns = {host.name: _running(paths, host) for host in hosts}
+    for nspawn in nspawns.values():
+        init = container_init(nspawn)
+        os.kill(init or nspawn, signal.SIGKILL)
+    for name, nspawn in nspawns.items():
+        _wait_gone(nspawn, timeout, f"{name} did not die after SIGKILL")
+        paths.nspawn_pid(name).unlink(missing_ok=True)
 
 
 def stop(paths: LabPaths, host: LabHost, timeout: float = 120) -> None:
@@ -55,6 +61,15 @@ def isolate(paths: LabPaths, host: LabHost) -> None:
 
 def heal(paths: LabPaths, host: LabHost, bridge: str) -> None:
     _ip("link", "set", bridge_port(paths, host), "master", bridge)
+
+
+def console_argv(paths: LabPaths, host: LabHost) -> list[str]:
+    """The command prefix that runs a program inside the host without its network (as on a
+    serial console): nsenter into every namespace of its init. Reaches an isolated host."""
+    init = container_init(_running(paths, host))
+    if init is None:
+        raise LabError(f"{host.name}: its container has no init process")
+    return ["nsenter", "-t", str(init), "-a"]
 
 
 def isolated(paths: LabPaths, host: LabHost, bridge: str) -> bool:

@@ -34,7 +34,11 @@ from lab.client.broker import CLIENT_TIMEOUT, NO_RETRY, REJOIN_TIMEOUT, BrokerAc
 from lab.client.drills import (
     FAILOVER_TIMEOUT, GOAL_SECONDS, RETRY_INTERVAL, DrillResult, Write, Writer, failover_drill,
 )
+from lab.client.fault_drills import Drill, DrillReport as FaultReport
+from lab.client.health import HealthAccess
 from lab.client.lb import LoadBalancerAccess
+from lab.client.poller import Poller
+from lab.client.power import PowerAccess
 from lab.client.runs import (
     DEPLOY_TIMEOUT, INVENTORY, PROJECT, PYINFRA, PyinfraRun, run_lab, run_pyinfra,
 )
@@ -45,12 +49,13 @@ from lab.client.workers import WorkerAccess
 __all__ = [
     "CLIENT_TIMEOUT", "DEPLOY_TIMEOUT", "FAILOVER_TIMEOUT", "GOAL_SECONDS", "INVENTORY",
     "NO_RETRY", "PROJECT", "PYINFRA", "REJOIN_TIMEOUT", "RETRY_INTERVAL",
-    "Api", "ApiError", "DrillResult", "Lab", "PyinfraRun", "Write", "Writer",
+    "Api", "ApiError", "Drill", "DrillResult", "FaultReport", "Lab", "Poller", "PyinfraRun", "Write", "Writer",
     "failover_drill", "run_lab", "run_pyinfra", "wait_for",
 ]
 
 
-class Lab(SshAccess, BrokerAccess, LoadBalancerAccess, AirflowAccess, WorkerAccess):
+class Lab(SshAccess, BrokerAccess, LoadBalancerAccess, AirflowAccess, WorkerAccess,
+          HealthAccess, PowerAccess):
     """The deployed cluster of an inventory as an operator sees it: SSH to the hosts, Redis
     and Sentinel, the load balancer and the Airflow REST API over the network. The inventory
     and the model are loaded once; the secrets when first used (the first deploy makes them)."""

@@ -12,13 +12,15 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 DEPLOY_TIMEOUT = 3600
 
 
-def _in_project(argv, timeout) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+def _in_project(argv, timeout, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
-def run_lab(*args, timeout=900) -> subprocess.CompletedProcess:
-    """`python -m lab ARGS` from the project dir (timeout=None: no limit)."""
-    return _in_project([sys.executable, "-m", "lab", *args], timeout)
+def run_lab(*args, timeout=900, env=None) -> subprocess.CompletedProcess:
+    """`python -m lab ARGS` from the project dir (timeout=None: no limit; env: the whole
+    environment, default this one's)."""
+    return _in_project([sys.executable, "-m", "lab", *args], timeout, env)
 
 
 class PyinfraRun:

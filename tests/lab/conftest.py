@@ -16,7 +16,7 @@ import os
 import pytest
 
 from lab.client import run_lab, run_pyinfra
-from tests.lab.support import LAB, LAB_EXTERNAL
+from tests.lab.support import LAB, LAB_EXTERNAL, PUBLIC_URL_WATCH
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +59,8 @@ def deployed(first_deploy):
     """A converged cluster: the first deploy, then a second full run that changed nothing."""
     rerun = run_pyinfra()
     assert rerun.returncode == 0, rerun.describe()
+    # From here on a client polls the public URL (test_zx_public_url.py checks what it saw).
+    PUBLIC_URL_WATCH.start()
     return {"first": first_deploy, "rerun": rerun}
 
 

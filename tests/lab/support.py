@@ -2,8 +2,10 @@
 itself is reached through lab.client, which the benchmarks use too."""
 
 import os
+import time
+from contextlib import contextmanager
 
-from lab.client import Lab
+from lab.client import Lab, Poller
 
 # The lab's inventory, model and secrets, loaded once for the session (test parameters too).
 LAB = Lab()
@@ -23,3 +25,34 @@ def owner_and_mode(host, path):
     f = host.file(path)
     assert f.exists, path
     return f.user, f.group, f.mode
+
+
+class PublicUrlWatch:
+    """A client polling the public URL five times a second from the end of the session's
+    deploy (conftest.py: `deployed`) until the fault drills: it must see no failed request,
+    except while a test breaks the load balancer on purpose (`expected_outage`)."""
+
+    def __init__(self):
+        self.poller = None
+        self.outages = []  # (start, end, why): windows where failures are the point
+
+    def start(self):
+        if self.poller is None:
+            self.poller = Poller(LAB)
+            self.poller.start()
+
+    @contextmanager
+    def expected_outage(self, why, settle=10.0):
+        """Failures seen inside the block (and `settle` s after it) are the test's doing."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.outages.append((start, time.time() + settle, why))
+
+    def unexpected_failures(self):
+        return [s for s in self.poller.failures()
+                if not any(start <= s.at < end for start, end, _ in self.outages)]
+
+
+PUBLIC_URL_WATCH = PublicUrlWatch()

@@ -246,6 +246,12 @@ def test_fanout_dag_succeeds_on_every_worker(api, fanout_run):
     assert hosts == set(CLUSTER.groups["worker"]), hosts
 
 
+def test_first_dag_run_of_the_fresh_cluster_retried_nothing(api, fanout_run):
+    """The session's first DAG run (on the just-deployed cluster): every task on its first try."""
+    tis = api.task_instances(FANOUT, fanout_run["dag_run_id"])
+    assert [(t["task_id"], t["try_number"]) for t in tis if t["try_number"] != 1] == []
+
+
 def test_task_log_readable_through_the_api(api, fanout_run):
     run_id = fanout_run["dag_run_id"]
     ti = next(t for t in api.task_instances(FANOUT, run_id) if t["task_id"] == "work_00")

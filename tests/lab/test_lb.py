@@ -16,7 +16,7 @@ import pytest
 
 from cluster import tls
 from lab.client import run_pyinfra, wait_for
-from tests.lab.support import LAB, LAB_EXTERNAL
+from tests.lab.support import LAB, LAB_EXTERNAL, PUBLIC_URL_WATCH
 
 CLUSTER = LAB.cluster
 LB_HOSTS = list(CLUSTER.groups["lb"])
@@ -183,6 +183,20 @@ def test_stopping_haproxy_moves_the_vip_and_it_does_not_flap_back(lb_deploy):
     assert holders, vip_holders()
     old = holders[0]
     new = next(name for name in LB_HOSTS if name != old)
+    with PUBLIC_URL_WATCH.expected_outage("test_lb stops HAProxy on the VIP holder"):
+        _move_the_vip(old, new)
+    # The old holder recovers (its check passes again) and stays BACKUP: no flap back.
+    assert settled(lambda: http_get(CLUSTER.node(old).address, STATS_PORT, "/healthz")[0] == 200,
+                    timeout=30)
+    deadline = time.monotonic() + 10  # > fall/rise (2 s) + several adverts
+    while time.monotonic() < deadline:
+        assert vip_holders() == [new]
+        time.sleep(0.5)
+    assert _https_ok(VIP)
+
+
+def _move_the_vip(old, new):
+    """Stop HAProxy on the VIP holder `old`: the VIP moves to `new`; HAProxy started again."""
     try:
         start = time.monotonic()
         assert ssh(old).run("systemctl stop haproxy").rc == 0
@@ -194,14 +208,6 @@ def test_stopping_haproxy_moves_the_vip_and_it_does_not_flap_back(lb_deploy):
         assert settled(lambda: _https_ok(VIP), timeout=15), "HTTPS on the VIP after failover"
     finally:
         ssh(old).run("systemctl start haproxy")
-    # The old holder recovers (its check passes again) and stays BACKUP: no flap back.
-    assert settled(lambda: http_get(CLUSTER.node(old).address, STATS_PORT, "/healthz")[0] == 200,
-                    timeout=30)
-    deadline = time.monotonic() + 10  # > fall/rise (2 s) + several adverts
-    while time.monotonic() < deadline:
-        assert vip_holders() == [new]
-        time.sleep(0.5)
-    assert _https_ok(VIP)
 
 
 def _https_ok(address):

@@ -242,8 +242,9 @@ def test_dags_parse_in_airflow(airflow_python, tmp_path):
     result = parse_dags(airflow_python, REPO / "dags", tmp_path)
     assert result["errors"] == {}
     dags = result["dags"]
-    assert set(dags) == {"airflow_cluster_fanout", "airflow_cluster_health", "airflow_cluster_load"}
-    assert dags["airflow_cluster_load"] == ["plan", "sleep"]
+    assert set(dags) == {"airflow_cluster_fanout", "airflow_cluster_health", "airflow_cluster_load",
+                         "airflow_cluster_drill"}
+    assert dags["airflow_cluster_load"] == dags["airflow_cluster_drill"] == ["plan", "sleep"]
     assert len([t for t in dags["airflow_cluster_fanout"] if t.startswith("work_")]) >= 20
     assert dags["airflow_cluster_health"] == ["broker_primary", "database", "workers_answer"]
 

@@ -159,6 +159,10 @@ def expected_values(name, secrets, log_dir):
         "celery_broker_transport_options.visibility_timeout": str(
             settings.celery_visibility_timeout
         ),
+        "celery.operation_timeout": str(settings.celery_publish_retry_seconds + 5),
+        "celery.extra_celery_config": json.dumps({"task_publish_retry_policy": {
+            "max_retries": 2 * settings.celery_publish_retry_seconds, "interval_start": 0,
+            "interval_step": 0.5, "interval_max": 0.5}}, sort_keys=True),
         "dag_processor.dag_bundle_config_list": CLUSTER.dags.bundle_config,
         "dag_processor.dag_bundle_storage_path": f"{settings.airflow_state_dir}/dag-bundles",
     }

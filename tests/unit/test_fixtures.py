@@ -59,6 +59,9 @@ def parse_value(value):
                 quorum=broker["quorum"],
                 servers=tuple(tuple(server) for server in broker["servers"]),
                 sentinels=tuple(tuple(sentinel) for sentinel in broker["sentinels"]),
+                # Not read by the operations these fixtures test.
+                publish_retry_policy={},
+                publish_timeout=0,
             )
         return {key: parse_value(item) for key, item in value.items()}
     if isinstance(value, list):

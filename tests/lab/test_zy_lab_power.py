@@ -1,6 +1,6 @@
 """The lab's power and network controls (`python -m lab kill|stop|start|isolate|heal HOST`,
 and `up` booting stopped hosts on their kept disks), on a lab host no test needs afterwards
-being down: each test brings its host back. Runs after the other end-to-end tests (zz)."""
+being down: each test brings its host back. Runs after the other end-to-end tests, before the fault drills (zy)."""
 
 import json
 import subprocess
