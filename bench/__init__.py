@@ -6,6 +6,7 @@
     python -m bench.airflow      Airflow install, re-run and trigger latency
     python -m bench.dag_delivery seconds until a shipped or pushed DAG is live
     python -m bench.autoscale    a burst of tasks autoscaled vs. fixed at the minimum
+    python -m bench.drills       fault drills: a host lost per tier, a partition, a power cut
 
 Each reaches the cluster through lab.client, as the end-to-end tests (tests/lab) do; this
 module is their shared preamble: the command line and timing.

@@ -67,6 +67,10 @@ class Cluster:
     execution_api_url: str
     # HAProxy's backends: (name, address, api_port) of every web host.
     api_backends: tuple[tuple[str, str, int], ...]
+    # Seconds HAProxy takes to count an API server that answers again as up (lb_check_rise
+    # checks lb_check_interval_ms apart, plus one interval for where the checks fall): a
+    # rolling restart waits that long before it stops the next API server.
+    api_readmit_seconds: float
     # keepalived's VRRP priority of each lb host: by host order, which decides only when both
     # start together (both are BACKUP with nopreempt).
     vrrp_priorities: Mapping[str, int]
@@ -129,6 +133,9 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
         public_url=public_url,
         execution_api_url=public_url + "/execution/",
         api_backends=tuple((n, nodes[n].address, settings["api_port"]) for n in groups["web"]),
+        api_readmit_seconds=max(
+            ((lb["lb_check_rise"] + 1) * lb["lb_check_interval_ms"] / 1000
+             for lb in role_settings["lb"].values()), default=0.0),
         vrrp_priorities=MappingProxyType({n: 150 - 50 * i for i, n in enumerate(groups["lb"])}),
         no_proxy=_no_proxy(settings["no_proxy"], nodes, lb_vip),
         broker=build_broker(settings, addresses_of("redis")),

@@ -83,6 +83,12 @@ def test_custom_https_port_in_public_url():
     assert model.execution_api_url == "https://172.29.213.10:8443/execution/"
 
 
+def test_api_servers_are_readmitted_after_the_slowest_haproxy_rise():
+    assert build_cluster(api_inventory()).api_readmit_seconds == 3.0  # (2 + 1) checks of 1 s
+    slow = build_cluster(api_inventory(override={"lb_check_rise": 4, "lb_check_interval_ms": 500}))
+    assert slow.api_readmit_seconds == 2.5
+
+
 def test_single_lb_uses_its_address():
     model = build_cluster(api_inventory(groups={**GROUPS, "lb": ("lb1",)},
                                        all_data={"lb_vip": None}))
