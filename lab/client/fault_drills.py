@@ -26,6 +26,7 @@ DRILL_DAG = "airflow_cluster_drill"
 HEALTHY_TIMEOUT = 600
 RUN_TIMEOUT = 1500
 BUSY_TIMEOUT = 300
+FINAL_STATES = ("success", "failed", "upstream_failed", "skipped", "removed")
 
 
 @dataclass
@@ -33,12 +34,16 @@ class DrillReport:
     drill: str
     requests: int = 0
     failed_requests: int = 0
-    # Seconds the polling client saw errors (poller.Poller.unavailable).
+    # Seconds the polling client saw errors (poller.Poller.unavailable), and its slowest
+    # request that succeeded (a request may wait out a failover instead of failing).
     unavailable: float = 0.0
+    slowest: float = 0.0
     dag_state: str = ""
     tasks: int = 0
-    # Task instances that did not succeed, and those that needed more than one try.
+    # Task instances that failed (for good), that had not ended yet when the report was made
+    # (a run not waited for), and those that needed more than one try.
     failed_tasks: int = 0
+    unfinished_tasks: int = 0
     retried: list = field(default_factory=list)
     # Seconds from the fault to every component healthy again (HealthAccess.problems).
     recovered: float | None = None
@@ -52,9 +57,11 @@ class DrillReport:
         facts = ", ".join(f"{k} {v:.1f} s" if isinstance(v, float) else f"{k} {v}"
                           for k, v in self.facts.items())
         recovered = "never" if self.recovered is None else f"{self.recovered:.1f} s"
+        unfinished = f", {self.unfinished_tasks} not ended" if self.unfinished_tasks else ""
         return (f"{self.drill}: client unavailable {self.unavailable:.1f} s "
-                f"({self.failed_requests}/{self.requests} requests failed); DAG {self.dag_state}, "
-                f"{self.failed_tasks} of {self.tasks} tasks failed, {len(self.retried)} retried; "
+                f"({self.failed_requests}/{self.requests} requests failed, slowest success "
+                f"{self.slowest:.1f} s); DAG {self.dag_state}, {self.failed_tasks} of {self.tasks} "
+                f"tasks failed{unfinished}, {len(self.retried)} retried; "
                 f"healthy again after {recovered}" + (f"; {facts}" if facts else ""))
 
 
@@ -62,8 +69,11 @@ class Drill:
     """One drill's harness; see the module docstring. `tasks` tasks of `seconds` each; the
     fault comes once `busy` of them run."""
 
-    def __init__(self, lab: "Lab", name, *, tasks=50, seconds=5, busy=8, power_cycled=()):
+    def __init__(self, lab: "Lab", name, *, tasks=50, seconds=5, busy=8, power_cycled=(),
+                 wait_for_run=True):
         self.lab, self.tasks, self.seconds, self.busy = lab, tasks, seconds, busy
+        # False: the report takes the run as it stands once the cluster is healthy again.
+        self.wait_for_run = wait_for_run
         self.report = DrillReport(name)
         self.facts = self.report.facts
         # Hosts the drill boots again (their services come back by booting).
@@ -106,18 +116,24 @@ class Drill:
         report.requests = len(self.poller.between(start))
         report.failed_requests = len(self.poller.failures(start))
         report.unavailable = self.poller.unavailable(start)
+        report.slowest = max((s.seconds for s in self.poller.between(start) if s.ok), default=0.0)
 
     def _outcome(self):
         report = self.report
         if self.fault_at is None:
             raise AssertionError(f"{report.drill}: the drill set no fault_at")
-        report.dag_state = self.wait_finished()["state"]
+        if self.wait_for_run:
+            self.wait_finished()
         self.lab.wait_cluster_healthy()
         report.recovered = time.time() - self.fault_at
+        report.dag_state = self.api_retrying(
+            lambda: self.api.dag_run(DRILL_DAG, self.run_id))["state"]
         instances = self.api_retrying(self.task_instances)
         report.task_instances = instances
         report.tasks = len(instances)
-        report.failed_tasks = sum(1 for ti in instances if ti["state"] != "success")
+        report.failed_tasks = sum(1 for ti in instances
+                                  if ti["state"] in ("failed", "upstream_failed"))
+        report.unfinished_tasks = sum(1 for ti in instances if ti["state"] not in FINAL_STATES)
         report.retried = [(ti["map_index"], ti["try_number"], ti["hostname"])
                           for ti in instances if ti["try_number"] > 1]
         report.returned = self.lab.returned(self.before, self.power_cycled)

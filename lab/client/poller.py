@@ -19,6 +19,7 @@ class Sample:
     at: float  # time.time() when the request was sent
     ok: bool
     detail: str  # the HTTP status, or the error
+    seconds: float  # until the answer (or the error)
 
 
 class Poller(threading.Thread):
@@ -36,7 +37,8 @@ class Poller(threading.Thread):
             self.lab.cluster.groups["lb"][0]).address
         while not self._halt.is_set():
             sent = time.time()
-            self.samples.append(Sample(sent, *self._probe(address)))
+            ok, detail = self._probe(address)
+            self.samples.append(Sample(sent, ok, detail, time.time() - sent))
             self._halt.wait(max(0.0, self.interval - (time.time() - sent)))
 
     def _probe(self, address) -> tuple[bool, str]:

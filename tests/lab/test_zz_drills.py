@@ -31,7 +31,7 @@ def drill(name):
 
 def assert_succeeded(report, retries_allowed=False):
     assert report.dag_state == "success", report.line()
-    assert report.failed_tasks == 0, report.line()
+    assert report.failed_tasks == 0 and report.unfinished_tasks == 0, report.line()
     if not retries_allowed:
         assert report.retried == [], report.line()
     assert report.recovered is not None
@@ -138,5 +138,8 @@ def test_whole_cluster_power_cut(cluster_deployed):
     assert len(report.facts["primaries"].split(",")) == 1, report.facts
     assert len(report.facts["vip_holders"].split(",")) == 1, report.facts
     assert report.facts["new_dag_run"] == "success", report.facts
-    assert_succeeded(report, retries_allowed=True)
+    # The run cut short is not waited for (lab.client.tier_drills.power_cut): none of its
+    # tasks failed for good, whatever is still to run.
+    assert report.dag_state in ("running", "success"), report.line()
+    assert report.failed_tasks == 0, report.line()
     assert_converged()
