@@ -33,9 +33,9 @@ def main():
         started = time.monotonic()
         try:
             report = DRILLS[name](lab)
-        except AssertionError as error:
+        except Exception as error:  # noqa: BLE001 - report it, go on with the next drill
             failed += 1
-            print(f"{name}: FAILED: {error}", flush=True)
+            print(f"{name}: FAILED: {type(error).__name__}: {error}", flush=True)
             continue
         print(report.line(), flush=True)
         print(f"  came back: {'; '.join(report.returned) or 'nothing needed to'}; "

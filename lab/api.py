@@ -86,13 +86,16 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
     return status(inventory_path)
 
 
-def kill(*host_names: str, inventory_path=DEFAULT_INVENTORY, log=print) -> None:
-    """Pull the plugs of the hosts at the same moment: every process dies at once, no shutdown."""
+def kill(*host_names: str, inventory_path=DEFAULT_INVENTORY, log=print) -> float:
+    """Pull the plugs of the hosts at the same moment: every process dies at once, no
+    shutdown. Returns (and logs) the time.time() of the first SIGKILL."""
     paths = LabPaths.from_env()
-    hosts_ = [_find_host(name, inventory_path) for name in host_names]
+    lab = load_hosts(inventory_path)
+    hosts_ = [_find_host(name, lab) for name in host_names]
     with _locked(paths):
-        power.kill(paths, hosts_)
-    log(f"{', '.join(host_names)}: plug pulled")
+        pulled = power.kill(paths, hosts_)
+    log(f"{', '.join(host_names)}: plug pulled at {pulled:.3f}")
+    return pulled
 
 
 def stop(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
@@ -114,15 +117,18 @@ def start(host_name: str, inventory_path=DEFAULT_INVENTORY, *,
     log(f"{host_name}: up")
 
 
-def isolate(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
-    """Cut HOST off the lab network (a partition); `heal` joins it again."""
+def isolate(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> float:
+    """Cut HOST off the lab network (a partition); `heal` joins it again. Returns (and logs)
+    the time.time() it was cut off."""
     paths = LabPaths.from_env()
     with _locked(paths):
-        power.isolate(paths, _find_host(host_name, inventory_path))
-    log(f"{host_name}: isolated")
+        cut = power.isolate(paths, _find_host(host_name, inventory_path))
+    log(f"{host_name}: isolated at {cut:.3f}")
+    return cut
 
 
 def heal(host_name: str, inventory_path=DEFAULT_INVENTORY, *, log=print) -> None:
+    """Put an isolated HOST back on the lab network."""
     paths = LabPaths.from_env()
     with _locked(paths):
         power.heal(paths, _find_host(host_name, inventory_path), BRIDGE)
@@ -157,8 +163,11 @@ def status(inventory_path=DEFAULT_INVENTORY) -> dict:
     def host_status(host: LabHost) -> dict:
         running = lab_hosts.container_pid(paths, host) is not None
         state = "running" if running else "stopped"
-        if running and power.isolated(paths, host, BRIDGE):
-            state = "isolated"
+        try:
+            if running and power.isolated(paths, host, BRIDGE):
+                state = "isolated"
+        except LabError:
+            state = "unknown"  # dying or still booting: no init to ask yet
         return {
             "name": host.name,
             "address": host.address,
@@ -205,7 +214,8 @@ def run(host_name: str, command, inventory_path=DEFAULT_INVENTORY, *, check: boo
 # --- internals -------------------------------------------------------------------------------
 
 def _find_host(host_name: str, inventory_path) -> LabHost:
-    lab = load_hosts(inventory_path)
+    """HOST of the inventory at `inventory_path` (or of its hosts, already loaded)."""
+    lab = inventory_path if isinstance(inventory_path, list) else load_hosts(inventory_path)
     for host in lab:
         if host.name == host_name:
             return host

@@ -68,7 +68,6 @@ def kill(ctx, inventory, hosts):
         api.kill(*hosts, inventory_path=_inventory(ctx, inventory))
 
 
-
 _host_command("stop", api.stop, "Shut HOST down cleanly; its disk stays.")
 _host_command("start", api.start, "Boot HOST again on its disk, as it was.")
 _host_command("isolate", api.isolate, "Cut HOST off the lab network (a partition).")

@@ -28,15 +28,21 @@ from lab.inventory import LabHost
 from lab.paths import LabPaths
 
 
-def kill(paths: LabPaths, hosts: list[LabHost], timeout: float = 30) -> None:
-    """Pull the plugs of `hosts` at the same moment (one SIGKILL after the other, then wait)."""
+def kill(paths: LabPaths, hosts: list[LabHost], timeout: float = 30) -> float:
+    """Pull the plugs of `hosts` at the same moment (one SIGKILL after the other, then wait);
+    the time.time() of the first SIGKILL."""
     nspawns = {host.name: _running(paths, host) for host in hosts}
-    for nspawn in nspawns.values():
-        init = container_init(nspawn)
-        os.kill(init or nspawn, signal.SIGKILL)
+    inits = {name: container_init(nspawn) for name, nspawn in nspawns.items()}
+    if None in inits.values():
+        missing = [name for name, init in inits.items() if init is None]
+        raise LabError(f"no init process in {', '.join(missing)} (still booting?)")
+    pulled = time.time()
+    for init in inits.values():
+        os.kill(init, signal.SIGKILL)
     for name, nspawn in nspawns.items():
         _wait_gone(nspawn, timeout, f"{name} did not die after SIGKILL")
         paths.nspawn_pid(name).unlink(missing_ok=True)
+    return pulled
 
 
 def stop(paths: LabPaths, host: LabHost, timeout: float = 120) -> None:
@@ -55,8 +61,12 @@ def start(paths: LabPaths, host: LabHost, bridge: str, timeout: float) -> None:
     lab_hosts.wait_ready(paths, host, time.monotonic() + timeout)
 
 
-def isolate(paths: LabPaths, host: LabHost) -> None:
-    _ip("link", "set", bridge_port(paths, host), "nomaster")
+def isolate(paths: LabPaths, host: LabHost) -> float:
+    """Detach the host's bridge port; the time.time() it was cut off."""
+    port = bridge_port(paths, host)
+    cut = time.time()
+    _ip("link", "set", port, "nomaster")
+    return cut
 
 
 def heal(paths: LabPaths, host: LabHost, bridge: str) -> None:
@@ -73,7 +83,11 @@ def console_argv(paths: LabPaths, host: LabHost) -> list[str]:
 
 
 def isolated(paths: LabPaths, host: LabHost, bridge: str) -> bool:
-    port = bridge_port(paths, host)
+    """Whether the running host's bridge port is detached (LabError while it has no init)."""
+    try:
+        port = bridge_port(paths, host)
+    except subprocess.CalledProcessError as error:
+        raise LabError(f"{host.name}: its network is not readable ({error})") from error
     master = Path(f"/sys/class/net/{port}/master")
     return not master.exists() or master.resolve().name != bridge
 

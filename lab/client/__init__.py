@@ -11,9 +11,15 @@ and the benchmarks (bench/): what an operator reaches from the control machine.
     run = run_pyinfra("--limit", "redis")        # `pyinfra -y --json`, results parsed
     failover_drill(lab)                          # SIGKILL the Redis primary under a writer
     lab.instances("worker1"); lab.broker_load("worker1"); lab.keda_count("web1")  # workers
+    lab.problems(); lab.wait_cluster_healthy()   # every component of the cluster
+    lab.kill_host("web2"); lab.start_host("web2")  # the lab's power controls
+    DRILLS["worker-plug"](lab).line()            # lab.client.tier_drills: a fault drill
 
 One module per concern: waiting (wait_for), runs (run_lab, run_pyinfra), ssh, broker (Redis
-and Sentinel), lb, api (Airflow), drills (the failover drill), workers (the autoscalers). Lab, here, composes the parts.
+and Sentinel), lb, api (Airflow), drills (the Redis failover drill), workers (the
+autoscalers), health (is every component up), power (the lab's plugs, cables and consoles),
+poller (a client of the public URL), fault_drills and tier_drills (the fault drills). Lab,
+here, composes the parts.
 
 Every connection uses the inventory's addresses, SSH key and known hosts, the secrets file's
 passwords and the cluster's CA, and never a proxy. Loading an inventory imports pyinfra's

@@ -10,7 +10,6 @@ it). Every drill restores what it breaks, also when it fails half-way.
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -45,7 +44,8 @@ class DrillReport:
     failed_tasks: int = 0
     unfinished_tasks: int = 0
     retried: list = field(default_factory=list)
-    # Seconds from the fault to every component healthy again (HealthAccess.problems).
+    # Seconds from the fault to every component healthy again (HealthAccess.problems); for
+    # drills that keep a host down until the run has ended, that wait is included.
     recovered: float | None = None
     # How each service came back: "host unit: restarted by systemd" / "host: booted".
     returned: list = field(default_factory=list)
@@ -87,11 +87,12 @@ class Drill:
         self.before = self.lab.unit_starts()
         self.api.login(self.lab.secrets["admin_password"])
         self.api.unpause(DRILL_DAG)
-        self.poller.start()
-        time.sleep(1)
         self.run_id = self.api.trigger(DRILL_DAG, {"tasks": self.tasks, "seconds": self.seconds})
         wait_for(f"{self.busy} tasks running", lambda: len(self.running()) >= self.busy,
                  timeout=BUSY_TIMEOUT, interval=0.5)
+        # Last: __exit__ (which stops it) runs only once __enter__ has returned.
+        self.poller.start()
+        time.sleep(1)
         return self
 
     def running(self) -> list[dict]:
@@ -122,10 +123,10 @@ class Drill:
         report = self.report
         if self.fault_at is None:
             raise AssertionError(f"{report.drill}: the drill set no fault_at")
-        if self.wait_for_run:
-            self.wait_finished()
         self.lab.wait_cluster_healthy()
         report.recovered = time.time() - self.fault_at
+        if self.wait_for_run:
+            self.wait_finished()
         report.dag_state = self.api_retrying(
             lambda: self.api.dag_run(DRILL_DAG, self.run_id))["state"]
         instances = self.api_retrying(self.task_instances)
@@ -138,8 +139,9 @@ class Drill:
                           for ti in instances if ti["try_number"] > 1]
         report.returned = self.lab.returned(self.before, self.power_cycled)
 
-    def api_retrying(self, call, timeout=HEALTHY_TIMEOUT):
-        """call() once the API answers (logging in again if it forgot the session)."""
+    def api_retrying(self, call, timeout=RUN_TIMEOUT + HEALTHY_TIMEOUT):
+        """call() once the API answers (logging in again if it forgot the session); `timeout`
+        covers a call that waits itself (finished())."""
 
         def attempt():
             try:
@@ -154,8 +156,3 @@ class Drill:
 def started_at(ti) -> float:
     """A task instance's start as time.time() (the lab shares this machine's clock)."""
     return datetime.fromisoformat(ti["start_date"]).timestamp() if ti.get("start_date") else 0.0
-
-
-def parallel(function, names):
-    with ThreadPoolExecutor(max(1, len(names))) as pool:
-        return list(pool.map(function, names))

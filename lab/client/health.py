@@ -4,6 +4,7 @@ check after an outage? The fault drills wait on it and time how long it took."""
 import fnmatch
 import json
 import shlex
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from lab.client.waiting import wait_for
@@ -25,6 +26,12 @@ ROLE_UNITS = {
 WORKER_INSTANCES = "airflow-worker@*.service"
 # The components GET /api/v2/monitor/health reports on.
 AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def parallel(function, items) -> list:
+    """function(item) for every item, at the same time (SSH to several hosts)."""
+    with ThreadPoolExecutor(max(1, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 class HealthAccess:
@@ -71,9 +78,7 @@ class HealthAccess:
         """Everything not healthy in the cluster, [] when it is whole: every host's services,
         the broker (one primary, every replica and sentinel), one VIP holder, every API
         server up in every HAProxy, and Airflow's own health report."""
-        names = list(self.cluster.nodes)
-        with ThreadPoolExecutor(len(names)) as pool:
-            found = [p for ps in pool.map(self.host_problems, names) for p in ps]
+        found = [p for ps in parallel(self.host_problems, list(self.cluster.nodes)) for p in ps]
         checks = [self._broker_problem, self._vip_problem, self._backend_problems,
                   self.airflow_problems]
         for check in checks:
@@ -117,17 +122,19 @@ class HealthAccess:
         """host -> role unit -> (systemd's restart count, invocation id), to tell afterwards
         how each came back; {} for a host that does not answer."""
         names = list(self.cluster.nodes)
-        with ThreadPoolExecutor(len(names)) as pool:
-            return dict(zip(names, pool.map(self._unit_starts, names)))
+        return dict(zip(names, parallel(self._unit_starts, names)))
 
     def _unit_starts(self, name) -> dict[str, tuple[int, str]]:
         patterns = " ".join(shlex.quote(u) for u in self.host_units(name))
-        done = self.run(
-            name,
-            "systemctl show -p Id -p NRestarts -p InvocationID $(systemctl list-units "
-            f"--type=service --all --plain --no-legend --full {patterns} | cut -d' ' -f1)",
-            timeout=30,
-        )
+        try:
+            done = self.run(
+                name,
+                "systemctl show -p Id -p NRestarts -p InvocationID $(systemctl list-units "
+                f"--type=service --all --plain --no-legend --full {patterns} | cut -d' ' -f1)",
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return {}
         if done.returncode != 0:
             return {}
         starts = {}

@@ -2,10 +2,13 @@
 (`python -m lab kill|stop|start|isolate|heal|console`), for the fault drills."""
 
 import os
+import re
 import subprocess
-import time
 
 from lab.client.runs import run_lab
+
+# `python -m lab kill|isolate` logs the moment it acted: "...: plug pulled at 1795581154.166".
+_AT = re.compile(r" at (\d+\.\d+)\s*$")
 
 
 class PowerAccess:
@@ -18,10 +21,8 @@ class PowerAccess:
         return done
 
     def kill_host(self, *names) -> float:
-        """Pull the plugs of `names` at the same moment; time.time() just before."""
-        at = time.time()
-        self._lab("kill", *names)
-        return at
+        """Pull the plugs of `names` at the same moment; the time.time() of the SIGKILL."""
+        return self._at(self._lab("kill", *names))
 
     def stop_host(self, name):
         self._lab("stop", name)
@@ -35,9 +36,15 @@ class PowerAccess:
         self._lab("up")
 
     def isolate_host(self, name) -> float:
-        at = time.time()
-        self._lab("isolate", name)
-        return at
+        """Cut `name` off the network; the time.time() it was cut off."""
+        return self._at(self._lab("isolate", name))
+
+    @staticmethod
+    def _at(done) -> float:
+        found = _AT.search(done.stdout)
+        if not found:
+            raise RuntimeError(f"no time in python -m lab's answer: {done.stdout!r}")
+        return float(found.group(1))
 
     def heal_host(self, name):
         self._lab("heal", name)

@@ -7,7 +7,8 @@ DrillReport whose `facts` hold the drill's own findings.
 
 import time
 
-from lab.client.fault_drills import Drill, DrillReport, parallel, started_at
+from lab.client.fault_drills import Drill, DrillReport, started_at
+from lab.client.health import parallel
 from lab.client.waiting import wait_for
 
 PROMOTE_TIMEOUT = 90
@@ -29,9 +30,10 @@ def redis_sigkill(lab) -> DrillReport:
 
 def redis_plug(lab) -> DrillReport:
     """Pull the plug of the primary's host, start it again once a replica is promoted."""
-    old = lab.primary()
-    host = lab.names[old]
-    with Drill(lab, "Redis primary host plug pulled", seconds=8, power_cycled=[host]) as drill:
+    with Drill(lab, "Redis primary host plug pulled", seconds=8) as drill:
+        old = lab.primary()
+        host = lab.names[old]
+        drill.power_cycled.append(host)
         try:
             drill.fault_at = lab.kill_host(host)
             _promoted(lab, drill, old)
@@ -74,17 +76,19 @@ def worker_plug(lab) -> DrillReport:
     with Drill(lab, f"worker host plug pulled ({name})", seconds=30,
                power_cycled=[name]) as drill:
         try:
-            victims = wait_for(f"tasks running on {name}", lambda: [
-                ti["map_index"] for ti in drill.running() if _on(ti, name)], timeout=120,
-                interval=0.5)
+            wait_for(f"tasks running on {name}",
+                     lambda: [ti for ti in drill.running() if _host_of(ti) == name],
+                     timeout=120, interval=0.5)
             drill.fault_at = lab.kill_host(name)
-            drill.facts["running_on_host"] = sorted(victims)
+            # What the host was running when it died (its tries stay "running" in the DB).
+            drill.facts["running_on_host"] = sorted(
+                ti["map_index"] for ti in drill.running() if _host_of(ti) == name)
             drill.facts["dag_while_down"] = drill.wait_finished()["state"]
         finally:
             lab.start_host(name)
     finals = {ti["map_index"]: ti for ti in drill.report.task_instances}
     drill.facts["victims_rerun_on"] = sorted(
-        {finals[i]["hostname"] for i in drill.facts["running_on_host"]})
+        {_host_of(finals[i]) for i in drill.facts["running_on_host"]})
     drill.facts["victims_tries"] = sorted(
         {finals[i]["try_number"] for i in drill.facts["running_on_host"]})
     return drill.report
@@ -93,9 +97,10 @@ def worker_plug(lab) -> DrillReport:
 def vip_plug(lab) -> DrillReport:
     """Pull the plug of the lb host holding the VIP; the other takes it over and keeps it
     when the first boots again (keepalived nopreempt)."""
-    old, = lab.vip_holders()
-    new = next(n for n in lab.cluster.groups["lb"] if n != old)
-    with Drill(lab, f"VIP holder plug pulled ({old})", power_cycled=[old]) as drill:
+    with Drill(lab, "VIP holder plug pulled") as drill:
+        old, = lab.vip_holders()
+        new = next(n for n in lab.cluster.groups["lb"] if n != old)
+        drill.power_cycled.append(old)
         try:
             drill.fault_at = lab.kill_host(old)
             wait_for("the VIP moved", lambda: lab.vip_holders([new]) == [new],
@@ -105,7 +110,7 @@ def vip_plug(lab) -> DrillReport:
         finally:
             lab.start_host(old)
         time.sleep(TAKE_BACK_WATCH)
-        drill.facts["holder_after_return"] = ",".join(lab.vip_holders())
+        drill.facts["holders_after_return"] = lab.vip_holders()
         drill.facts["from_to"] = f"{old}->{new}"
     return drill.report
 
@@ -134,16 +139,17 @@ def redis_partition(lab) -> DrillReport:
     """Cut the primary's host off the network for PARTITION_SECONDS. The other side promotes
     a replica; the cut-off primary, without replicas, refuses writes (min-replicas-to-write);
     after heal the sentinels turn it into a replica: one primary."""
-    old = lab.primary()
-    host = lab.names[old]
-    lag = lab.data(host).get("redis_min_replicas_max_lag")
-    with Drill(lab, f"Redis primary host partitioned ({host})", seconds=8) as drill:
+    with Drill(lab, "Redis primary host partitioned", seconds=8) as drill:
+        old = lab.primary()
+        host = lab.names[old]
+        lag = lab.data(host).get("redis_min_replicas_max_lag")
         try:
             drill.fault_at = lab.isolate_host(host)
             _promoted(lab, drill, old)
             time.sleep(max(0.0, drill.fault_at + lag + 2 - time.time()))
             # Asked through the console: nothing on the network reaches the host.
-            answer = lab.console(host, "redis-cli", "SET", "airflow-cluster:drill", "lost?",
+            answer = lab.console(host, "redis-cli", "-p", str(lab.redis_port),
+                                 "SET", "airflow-cluster:drill", "lost?",
                                  env={"REDISCLI_AUTH": lab.password})
             drill.facts["cut_off_primary_write"] = (answer.stdout + answer.stderr).strip()
             time.sleep(max(0.0, drill.fault_at + PARTITION_SECONDS - time.time()))
@@ -165,12 +171,14 @@ def power_cut(lab) -> DrillReport:
             drill.fault_at = lab.kill_host(*names)
             time.sleep(2)
         finally:
+            powered_on = time.time()
             lab.up()
-        drill.facts["booted_s"] = time.time() - drill.fault_at
+        drill.facts["booted_s"] = time.time() - powered_on
         lab.wait_cluster_healthy()
-        drill.facts["healthy_after_boot_s"] = time.time() - drill.fault_at - drill.facts["booted_s"]
+        # The issue's bound: healthy within 5 minutes of the power coming back.
+        drill.facts["healthy_after_power_on_s"] = time.time() - powered_on
     drill.facts["primaries"] = _primaries(lab)
-    drill.facts["vip_holders"] = ",".join(lab.vip_holders())
+    drill.facts["vip_holders"] = lab.vip_holders()
     again = drill.api.trigger("airflow_cluster_drill", {"tasks": 10, "seconds": 1})
     drill.facts["new_dag_run"] = drill.api.finished("airflow_cluster_drill", again, 600)["state"]
     return drill.report
@@ -194,7 +202,7 @@ def _consumers_after(lab, drill):
          if started_at(ti) > drill.promoted_at})
 
 
-def _primaries(lab) -> str:
+def _primaries(lab) -> list[str]:
     """The redis hosts that call themselves primary (exactly one in a whole broker)."""
 
     def role(address):
@@ -204,11 +212,7 @@ def _primaries(lab) -> str:
             return type(error).__name__
 
     roles = parallel(role, list(lab.names))
-    return ",".join(lab.names[a] for a, r in zip(lab.names, roles) if r == "master")
-
-
-def _on(ti, name) -> bool:
-    return (ti.get("hostname") or "").split(".")[0] == name
+    return [lab.names[a] for a, r in zip(lab.names, roles) if r == "master"]
 
 
 def _host_of(ti) -> str:

@@ -18,18 +18,11 @@ import pytest
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from lab.client import run_pyinfra, wait_for
+from lab.client.health import ROLE_UNITS as ALL_ROLE_UNITS
 from tests.lab.support import LAB, LAB_EXTERNAL
 
 CLUSTER = LAB.cluster
-ROLE_UNITS = {
-    "web": ["airflow-api-server.service"],
-    "scheduler": [
-        "airflow-scheduler.service",
-        "airflow-dag-processor.service",
-        "airflow-triggerer.service",
-    ],
-    "worker": ["airflow-worker-logs.service", "airflow-cluster-autoscaler.service"],
-}
+ROLE_UNITS = {group: ALL_ROLE_UNITS[group] for group in AIRFLOW_GROUPS}
 AIRFLOW_HOSTS = [
     name for name, node in CLUSTER.nodes.items() if set(ROLE_UNITS) & set(node.groups)
 ]
