@@ -33,8 +33,8 @@ class DrillReport:
     drill: str
     requests: int = 0
     failed_requests: int = 0
-    # Seconds the polling client saw errors (poller.Poller.unavailable), and its slowest
-    # request that succeeded (a request may wait out a failover instead of failing).
+    # Seconds the polling client went without a successful answer (poller.Poller.unavailable:
+    # failed requests and requests hanging through a failover), and its slowest success.
     unavailable: float = 0.0
     slowest: float = 0.0
     dag_state: str = ""

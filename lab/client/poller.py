@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 PATH = "/api/v2/monitor/health"
 INTERVAL = 0.2
-# A request still unanswered after this long counts as failed.
-REQUEST_TIMEOUT = 3.0
+# A request still unanswered after this long counts as failed (a slow answer is not an error).
+REQUEST_TIMEOUT = 10.0
+# A gap between two successful answers longer than this (beyond the poll interval and a slow
+# answer) counts as unavailability.
+GRACE = 1.0
 
 
 @dataclass
@@ -64,14 +67,12 @@ class Poller(threading.Thread):
         return [s for s in self.between(start, end) if not s.ok]
 
     def unavailable(self, start=0.0, end=float("inf")) -> float:
-        """Seconds the client saw errors: each run of failed requests counts from its first
-        request to the next request that succeeded (or the last one sent)."""
-        samples, total, since = self.between(start, end), 0.0, None
-        for sample in samples:
-            if not sample.ok and since is None:
-                since = sample.at
-            elif sample.ok and since is not None:
-                total, since = total + sample.at - since, None
-        if since is not None:
-            total += samples[-1].at - since
-        return total
+        """Seconds the client went without a successful answer, beyond GRACE per gap: failed
+        requests and requests hanging through a failover both count, a normal poll does not."""
+        answered = sorted(s.at + s.seconds for s in list(self.samples) if s.ok)
+        before = [t for t in answered if t < start]
+        points = before[-1:] + [t for t in answered if start <= t < end]
+        sent = [s.at + s.seconds for s in self.between(start, end)]
+        if sent and points and max(sent) > points[-1]:
+            points.append(max(sent))  # still failing at the end
+        return sum(max(0.0, b - a - GRACE) for a, b in zip(points, points[1:]))
