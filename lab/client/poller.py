@@ -70,7 +70,8 @@ class Poller(threading.Thread):
         """Seconds the client went without a successful answer, beyond GRACE per gap: failed
         requests and requests hanging through a failover both count, a normal poll does not."""
         answered = sorted(s.at + s.seconds for s in list(self.samples) if s.ok)
-        before = [t for t in answered if t < start]
+        # From the last answer before `start`, but counting from `start` on only.
+        before = [max(t, start) for t in answered if t < start]
         points = before[-1:] + [t for t in answered if start <= t < end]
         sent = [s.at + s.seconds for s in self.between(start, end)]
         if sent and points and max(sent) > points[-1]:
