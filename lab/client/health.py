@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from lab.client.waiting import wait_for
 
-# The services each role runs, running (and enabled) on every host of the group. Worker
+# The services each role runs, active on every host of the group. Worker
 # instances are the autoscaler's: at least autoscale_min_instances of them must run.
 ROLE_UNITS = {
     "redis": ["redis-server.service", "redis-sentinel.service"],
