@@ -8,8 +8,8 @@ settings. Nothing here reads a host's facts, so `--limit worker` computes what a
 run computes.
 """
 
-import re
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass

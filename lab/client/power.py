@@ -39,15 +39,15 @@ class PowerAccess:
         """Cut `name` off the network; the time.time() it was cut off."""
         return self._at(self._lab("isolate", name))
 
+    def heal_host(self, name):
+        self._lab("heal", name)
+
     @staticmethod
     def _at(done) -> float:
         found = _AT.search(done.stdout)
         if not found:
             raise RuntimeError(f"no time in python -m lab's answer: {done.stdout!r}")
         return float(found.group(1))
-
-    def heal_host(self, name):
-        self._lab("heal", name)
 
     def console(self, name, *argv, env=None) -> subprocess.CompletedProcess:
         """`argv` run inside host `name` through its namespaces, not the network (reaches an
