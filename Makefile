@@ -19,13 +19,13 @@ cluster: system-deps venv lab check
 
 test: system-deps venv airflow-venv
 	$(PY) -m pytest tests/unit
-	$(PY) -m pytest tests/lab
+	$(PY) -m pytest tests/lab --durations=30
 
 test-unit: venv airflow-venv
 	$(PY) -m pytest tests/unit
 
 test-lab: system-deps venv
-	$(PY) -m pytest tests/lab
+	$(PY) -m pytest tests/lab --durations=30
 
 check: venv
 	$(PY) -m ops check inventory.py

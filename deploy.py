@@ -24,13 +24,14 @@ if "postgres" in host.groups:
 if "redis" in host.groups:
     redis.apply(run)
 # Airflow: install, airflow.cfg, DAGs and (on one host) the database migration, on every
-# Airflow host before any Airflow service (re)starts; then each role's services.
+# Airflow host before any Airflow service (re)starts; then each role's services, in the order
+# an upgrade needs: schedulers, API servers, workers.
 if set(airflow.AIRFLOW_GROUPS) & set(host.groups):
     airflow_changes = airflow.apply(run)
-    if "web" in host.groups:
-        web.apply(run, airflow_changes)
     if "scheduler" in host.groups:
         scheduler.apply(run, airflow_changes)
+    if "web" in host.groups:
+        web.apply(run, airflow_changes)
     if "worker" in host.groups:
         worker.apply(run, airflow_changes)
 # Load balancer last: HAProxy in front of the API servers, keepalived holding the VIP.

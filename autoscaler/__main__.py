@@ -1,7 +1,8 @@
 """airflow-cluster-autoscaler: the worker host's autoscaler service and its controls.
 
     airflow-cluster-autoscaler run                    the service (airflow-cluster-autoscaler.service)
-    airflow-cluster-autoscaler status                 mode, instances, the last decision (JSON)
+    airflow-cluster-autoscaler status [--celery]      mode, instances, the last decision (JSON);
+                                                      --celery: each instance's Celery worker
     airflow-cluster-autoscaler load                   the broker's load now, the live hosts (JSON)
     airflow-cluster-autoscaler scale N                autoscaling off, N instances
     airflow-cluster-autoscaler autoscale on|off       off: fixed at the current count
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=Path, default=paths.CONFIG)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run")
-    commands.add_parser("status")
+    status_command = commands.add_parser("status")
+    status_command.add_argument("--celery", action="store_true")
     commands.add_parser("load")
     scale = commands.add_parser("scale")
     scale.add_argument("instances", type=int)
@@ -47,7 +49,10 @@ def main(argv=None) -> int:
             logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
             daemon.run(config)
         elif args.command == "status":
-            print(json.dumps(status(config), indent=2))
+            report = status(config)
+            if args.celery:
+                report["celery"] = control.celery_workers(config)
+            print(json.dumps(report, indent=2))
         elif args.command == "load":
             reading = daemon.read_broker(config, live=None)
             print(json.dumps({"load": reading.load, "live_hosts": sorted(reading.live_hosts)}))

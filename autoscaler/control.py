@@ -166,3 +166,24 @@ def _celery_app(config: Config):
     app.conf.broker_url = config.broker_url
     app.conf.broker_transport_options = config.transport_options
     return app
+
+
+def celery_workers(config: Config) -> dict:
+    """{Celery worker name: {"online": bool, "active": [task names]}} of the running
+    instances, as they answer Celery's inspect (3 s); "error" when the broker cannot be asked."""
+    names = [_celery_name(n) for n in sorted(units.instances().running)]
+    if not names:
+        return {}
+    app = _celery_app(config)
+    try:
+        active = app.control.inspect(destination=names, timeout=3).active() or {}
+    except Exception as e:  # noqa: BLE001 - the broker unreachable is the answer
+        # Kombu's message goes on with the connections' reprs, the password in them: cut.
+        return {"error": f"{type(e).__name__}: {str(e).split(' : ')[0][:200]}"}
+    finally:
+        app.close()
+    return {
+        name: {"online": name in active,
+               "active": [task.get("name", "?") for task in active.get(name, [])]}
+        for name in names
+    }

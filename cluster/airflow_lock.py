@@ -1,4 +1,5 @@
-"""The pinned Airflow requirements lock every Airflow host installs (files/airflow/)."""
+"""The pinned Airflow requirements lock every Airflow host installs (files/airflow/), and the
+versioned virtualenv it is installed into."""
 
 from pathlib import Path
 
@@ -20,3 +21,9 @@ def lock_file(version: str, project_dir=None) -> Path:
     if f"apache-airflow=={version}" not in pins:
         raise ClusterConfigError(f"{path.name} does not pin apache-airflow=={version}")
     return path
+
+
+def versioned_venv(link: str, version: str) -> str:
+    """The virtualenv Airflow `version` is installed into, beside the symlink `link`
+    (setting airflow_venv) that selects the one in use: /opt/airflow/venv-3.3.2."""
+    return f"{link.rstrip('/')}-{version}"

@@ -75,7 +75,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     # --- Airflow (web, scheduler and worker hosts) ------------------------------------------------
     "airflow_version": Setting(v.text, "Airflow version (picks its files/airflow/*.lock)."),
-    "airflow_venv": Setting(v.absolute_path, "Virtualenv Airflow is installed into."),
+    "airflow_venv": Setting(v.absolute_path, "Symlink to the venv of the version in use."),
     "parallelism": Setting(v.integer(1), "[core] parallelism per scheduler."),
     "max_active_tasks_per_dag": Setting(v.integer(1), "[core] max_active_tasks_per_dag."),
     "max_active_runs_per_dag": Setting(v.integer(1), "[core] max_active_runs_per_dag."),
@@ -121,6 +121,7 @@ SETTINGS: dict[str, Setting] = {
     # --- web group --------------------------------------------------------------------------------
     "api_workers": Setting(v.integer(1), "uvicorn workers of each API server ([api] workers)."),
     "api_start_timeout": Setting(v.integer(1), "Seconds a (re)start waits for the API (s)."),
+    "api_drain_timeout": Setting(v.integer(0), "Seconds a drained API server finishes requests."),
     # --- scheduler group --------------------------------------------------------------------------
     "scheduler_health_port": Setting(v.port, "Scheduler health server port."),
     "scheduler_start_timeout": Setting(v.integer(1), "Seconds a (re)start waits for health."),

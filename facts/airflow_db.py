@@ -22,10 +22,12 @@ class AirflowDbStatus(FactBase):
     sql_alchemy_conn or None, "admin_password_hash": the stored hash or None}."""
 
     def command(self, python, admin_user):
-        # The helper runs under the venv's python: absent before the first install.
+        # The helper runs under `python`, a venv's (absent before its install): Airflow of
+        # that venv answers.
         return StringCommand(
             "if", "[", "-x", QuoteString(python), "]", "&&", "[", "-x", HELPER, "];",
-            "then", HELPER, "status", QuoteString(admin_user), "2>/dev/null", "||", "true;", "fi",
+            "then", QuoteString(python), HELPER, "status", QuoteString(admin_user),
+            "2>/dev/null", "||", "true;", "fi",
         )
 
     def process(self, output):

@@ -248,3 +248,33 @@ class RedisConfig(RedisFact):
             if len(fields) >= 2 and fields[0] in SECRET_SETTINGS and len(fields[1]) == 64:
                 values[fields[0]] = "sha256:" + fields[1]
         return values if answered else None
+
+
+class RedisReplication(RedisFact):
+    """`INFO replication` of the server at `server`: {"role", "master_repl_offset",
+    "replicas": [{"ip", "port", "state", "offset", "lag"}]} (a replica's record lists none);
+    None when it does not answer."""
+
+    def command(self, server):
+        return with_auth(f"{redis_cli(server, 'INFO', 'replication')} 2>&1; true")
+
+    def process(self, output):
+        fields = dict(line.split(":", 1) for line in _lines(output) if ":" in line)
+        if "role" not in fields:
+            return None
+        replicas = []
+        for key, value in sorted(fields.items()):
+            if key.startswith("slave") and key[5:].isdigit():
+                record = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+                replicas.append({
+                    "ip": record.get("ip"),
+                    "port": int(record.get("port", 0)),
+                    "state": record.get("state"),
+                    "offset": int(record.get("offset", 0)),
+                    "lag": int(record.get("lag", 0)),
+                })
+        return {
+            "role": fields["role"],
+            "master_repl_offset": int(fields.get("master_repl_offset", 0)),
+            "replicas": replicas,
+        }

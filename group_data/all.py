@@ -86,8 +86,10 @@ lb_vip = None
 # Airflow version; every node installs the pinned, lab-tested lock
 # files/airflow/requirements-<version>.lock (no constraints file fetched from the internet).
 airflow_version = "3.3.2"
-# Virtualenv Airflow is installed into: owned by root, run as airflow_user. Reinstalled only
-# when the lock changes.
+# Symlink to the virtualenv of the Airflow version in use. Each version is installed into a
+# venv of its own, <airflow_venv>-<airflow_version> (owned by root, run as airflow_user), while
+# the running one is left alone; a version change switches the symlink (tasks/airflow.py,
+# `python -m ops upgrade`). A process keeps the venv it started with.
 airflow_venv = "/opt/airflow/venv"
 # Task instances each scheduler lets run at once, across all DAGs ([core] parallelism).
 parallelism = 32

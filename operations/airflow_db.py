@@ -11,10 +11,12 @@ import hashlib
 import shlex
 
 from pyinfra import host
-from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
+from pyinfra.api import FunctionCommand, HiddenValue, QuoteString, StringCommand, operation
 
 from cluster.passwords import make_password_hash, password_hash_matches
 from facts.airflow_db import HELPER, AirflowDbStatus
+
+from .airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 
 __all__ = ["HELPER", "admin_user", "conn_sha256", "migrated"]
 
@@ -25,18 +27,36 @@ def conn_sha256(sql_alchemy_conn: str) -> str:
 
 
 @operation()
-def migrated(on: str, python: str, admin_user: str, conn: str, reinstalled: bool):
-    """`airflow db migrate` on host `on` when Airflow was just (re)installed, the configured
-    database URL (`conn`) is not the one the database was last checked with, or migrations
-    are pending."""
+def migrated(on: str, python: str, admin_user: str, conn: str, reinstalled: bool,
+             upgrade: tuple[list[str], list[str]] | None = None):
+    """`airflow db migrate` with `python` (the venv of the version to run) on host `on` when
+    Airflow was just (re)installed, the configured database URL (`conn`) is not the one the
+    database was last checked with, or migrations are pending.
+
+    `upgrade` = (scheduler hosts, their units) when the version in use changes: those are
+    stopped first and, if the migration fails, started again on the old version
+    (operations/airflow_upgrade.py)."""
     if host.name != on:
         host.noop(f"{on} checks the database")
         return
+    if upgrade:
+        yield FunctionCommand(_upgrade_migration, (python, *upgrade), {})
+        return
     status = host.get_fact(AirflowDbStatus, python=python, admin_user=admin_user)
     if reinstalled or status["db"] != "current" or status["conn_sha256"] != conn_sha256(conn):
-        yield StringCommand(HELPER, "migrate")
+        yield StringCommand(python, HELPER, "migrate")
     else:
         host.noop("no migration pending")
+
+
+def _upgrade_migration(state, host, python, scheduler_names, units):
+    schedulers = [state.inventory.get_host(name) for name in scheduler_names]
+    try:
+        migrate_with_schedulers_stopped(state, host, python, schedulers, units, say=host.log)
+    except UpgradeError as error:
+        host.log_styled(str(error), fg="red")
+        return False
+    return True
 
 
 @operation()
@@ -51,6 +71,7 @@ def admin_user(on: str, python: str, user: str, email: str, password: str):
         host.noop(f"admin user {user!r} has the secrets file's password")
         return
     yield StringCommand(
+        python,
         HELPER,
         "set-admin",
         QuoteString(user),

@@ -8,10 +8,12 @@ from pyinfra.api.exceptions import PyinfraError
 
 from cluster.paths import PROJECT_DIR
 
-from . import check, dags, settings_doc, workers
+from . import check, dags, failover_drill, restart, settings_doc, status, upgrade, workers
 from .context import OpsContext
 
-COMMANDS = (check.command, dags.command, settings_doc.command, *workers.COMMANDS)
+COMMANDS = (check.command, dags.command, settings_doc.command, status.command,
+            restart.command, upgrade.command,
+            failover_drill.command, *workers.COMMANDS)
 
 
 class OpsGroup(click.Group):

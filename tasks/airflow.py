@@ -1,9 +1,18 @@
 """Airflow on every web, scheduler and worker host: install -> configure -> database.
 
-- Install: a root-owned virtualenv (setting: airflow_venv) filled from the pinned lock
-  files/airflow/requirements-<airflow_version>.lock with `pip install --no-deps`, so every
-  node gets identical versions without Airflow's constraints file. The installed lock is kept
-  in the venv; pip runs again only when the lock differs from it.
+- Install: a root-owned virtualenv per Airflow version, <airflow_venv>-<airflow_version>,
+  filled from the pinned lock files/airflow/requirements-<airflow_version>.lock with
+  `pip install --no-deps`, so every node gets identical versions without Airflow's
+  constraints file. The installed lock is kept in the venv; pip runs again only when the
+  lock differs from it. A new version's venv is filled while the services run on the old one.
+- Version: the symlink airflow_venv selects the venv in use. When it changes (an upgrade),
+  every scheduler, DAG processor and triggerer is stopped, the database migrated with the new
+  version (a failed migration starts them again on the old one and stops the run), the
+  symlink switched on every Airflow host, and the role tasks restart their services: the
+  schedulers first, then the API servers (drained) and the workers (warm). A process keeps the
+  venv it started with: units run console scripts (whose interpreter is the versioned venv's)
+  or resolve the symlink when they start. A version change needs every Airflow host in the
+  run: a `--limit` run that would leave some on the old version is refused before it starts.
 - Configure: airflow.cfg (0640 root:airflow, it holds secrets), the environment of the Airflow
   processes, the load balancer's CA for the Execution API calls, the `airflow` CLI wrapper and
   the database helper.
@@ -28,10 +37,11 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.files import Link, Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
-from cluster.airflow_lock import lock_file
+from cluster.airflow_lock import lock_file, versioned_venv
+from cluster.errors import ClusterConfigError
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.groups import AIRFLOW_GROUPS
 from operations import airflow_db
@@ -40,6 +50,10 @@ from tasks.context import template_vars
 from tasks.packages import debian_packages
 
 UNIT_DIR = "/etc/systemd/system"
+# The scheduler role's services (tasks/scheduler.py), stopped during a version change.
+SCHEDULER_UNITS = (
+    "airflow-scheduler.service", "airflow-dag-processor.service", "airflow-triggerer.service"
+)
 DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airflow-cluster.conf.j2"
 # Where the installed lock is recorded: pip runs again only when the shipped lock differs.
 INSTALLED_LOCK = "airflow-cluster-installed.lock"
@@ -49,6 +63,7 @@ INSTALLED_LOCK = "airflow-cluster-installed.lock"
 class Changes:
     """What this run changes under every Airflow service of the host (known before it runs)."""
 
+    # The venv in use changes: a new version, or the lock of the version in use reinstalled.
     install: bool
     config: bool
     # Plugins are loaded when a process starts: every Airflow service restarts for them.
@@ -63,7 +78,14 @@ class Changes:
 def apply(run) -> Changes:
     tvars = template_vars(run)
     settings = tvars["settings"]
-    installed = _install(settings)
+    venv = versioned_venv(settings["airflow_venv"], settings["airflow_version"])
+    in_use = host.get_fact(Link, path=settings["airflow_venv"])
+    # None: nothing installed yet; False: a venv directory of a deploy before versioned venvs.
+    switch = not in_use or in_use["link_target"] != venv
+    upgrade = switch and in_use is not None
+    if upgrade:
+        _refuse_partial_upgrade(run, settings)
+    installed = _install(settings, venv)
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
         _dags(run.cluster.dags, settings)
@@ -71,12 +93,33 @@ def apply(run) -> Changes:
     # the git provider imports, needs the git program.
     configured = _git_access(run, settings) or configured
     plugins = _plugins(run.cluster.dags, settings)
-    _database(run, settings, reinstalled=installed)
-    return Changes(install=installed, config=configured, plugins=plugins)
+    _database(run, venv, reinstalled=installed or switch, upgrade=upgrade)
+    if switch:
+        files.link(
+            name=f"Airflow {settings['airflow_version']} in use ({settings['airflow_venv']})",
+            path=settings["airflow_venv"],
+            target=venv,
+            # A venv directory of an older deploy is moved aside (<path>.<timestamp>).
+            force=True,
+        )
+    return Changes(install=switch or installed, config=configured, plugins=plugins)
 
 
-def _install(settings) -> bool:
-    version, venv = settings["airflow_version"], settings["airflow_venv"]
+def _refuse_partial_upgrade(run, settings) -> None:
+    """A version change on only some Airflow hosts would migrate the database under the
+    others: the run must hold them all."""
+    active = {h.name for h in inventory.get_active_hosts()}
+    left_out = [n for g in AIRFLOW_GROUPS for n in run.cluster.groups[g] if n not in active]
+    if left_out:
+        raise ClusterConfigError(
+            f"{host.name} changes to Airflow {settings['airflow_version']}, but the run leaves "
+            f"out {', '.join(sorted(set(left_out)))}: run the deploy without --limit, or "
+            "`python -m ops upgrade`"
+        )
+
+
+def _install(settings, venv) -> bool:
+    version = settings["airflow_version"]
     lock = lock_file(version)
     remote_lock = f"{settings['airflow_home']}/requirements-{version}.lock"
     files.put(
@@ -238,8 +281,9 @@ def database_host() -> str | None:
     return None
 
 
-def _database(run, settings, reinstalled):
-    on, python = database_host(), f"{settings['airflow_venv']}/bin/python"
+def _database(run, venv, reinstalled, upgrade):
+    on, python = database_host(), f"{venv}/bin/python"
+    schedulers = run.cluster.groups["scheduler"]
     # Cluster-wide: the same admin whichever host a --limit run checks the database from.
     admin = run.cluster.settings["airflow_admin_user"]
     airflow_db.migrated(
@@ -249,6 +293,7 @@ def _database(run, settings, reinstalled):
         admin_user=admin,
         conn=run.connections.sql_alchemy_conn,
         reinstalled=reinstalled,
+        upgrade=(list(schedulers), list(SCHEDULER_UNITS)) if upgrade else None,
     )
     airflow_db.admin_user(
         name=f"admin user {admin!r}: created once, password from the secrets file",

@@ -49,7 +49,7 @@ from pyinfra.operations.util import any_changed
 
 from cluster.broker import redis_settings_in_force, stale_copy_names, stale_copy_pattern
 from cluster.net import endpoint
-from facts.redis import AUTH_FILE, SECRET_SETTINGS, RedisConfig, digest
+from facts.redis import AUTH_FILE, SECRET_SETTINGS, RedisConfig, SentinelMaster, digest
 from operations.redis import (
     HANDOVER,
     HANDOVER_SOURCE,
@@ -138,7 +138,9 @@ def apply(run):
         if files_changed():
             return True
         running = host.get_fact(RedisConfig, server=server, names=sorted(wanted))
-        return bool(running) and any(running.get(k) != v for k, v in wanted.items())
+        # No answer with the deploy's password: not on the deploy's settings (the package's
+        # own start on installation, a run stopped before this restart), or down: (re)start.
+        return running is None or any(running.get(k) != v for k, v in wanted.items())
 
     systemd.service(name="redis-server running and enabled", service="redis-server", enabled=True)
     # One host at a time, the replicas first, then the primary (as Sentinel names them when
@@ -169,9 +171,17 @@ def apply(run):
     systemd.service(
         name="redis-sentinel running and enabled", service="redis-sentinel", enabled=True
     )
+    sentinel_files_changed = changed["redis-sentinel"][1].pop("_if")
+
+    def sentinel_restart_needed():
+        # No answer with the deploy's password: the package's own start, or down.
+        return sentinel_files_changed() or host.get_fact(
+            SentinelMaster, master=master, sentinel=sentinel) is None
+
     restart_clean(
         name="redis-sentinel restarted on its new settings",
         service="redis-sentinel",
+        _if=sentinel_restart_needed,
         **changed["redis-sentinel"][1],
     )
     sentinel_monitors(

@@ -11,7 +11,7 @@ from pyinfra.api import deploy
 from tasks import airflow
 from tasks.context import template_vars
 
-UNITS = ("airflow-scheduler.service", "airflow-dag-processor.service", "airflow-triggerer.service")
+UNITS = airflow.SCHEDULER_UNITS
 
 
 @deploy("Airflow scheduler")

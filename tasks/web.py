@@ -1,20 +1,35 @@
 """The `web` role: the Airflow API server (UI, REST API and the Execution API the workers
 call through the load balancer), behind HAProxy.
 
-Runs after tasks/airflow.py (install, airflow.cfg, database). Restarted only when airflow.cfg,
-the lock or its unit files change, one host at a time: the unit counts as started only once
-`GET /api/v2/version` answers, so the other API server keeps serving meanwhile.
+Runs after tasks/airflow.py (install, airflow.cfg, database) and the schedulers. Restarted only
+when airflow.cfg, the lock, the version, a plugin or its unit files change, one host at a time
+and drained in every lb host's HAProxy first (operations/api_server.py): the unit counts as
+started once `GET /api/v2/version` answers, and the next host waits until HAProxy counts this
+one up again, so clients of the public URL see no failed request.
 """
 
 from pyinfra.api import deploy
+from pyinfra.operations import systemd
 
+from operations import api_server
 from tasks import airflow
 from tasks.context import template_vars
+
+UNIT = "airflow-api-server.service"
 
 
 @deploy("Airflow API server")
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
-    unit = "airflow-api-server.service"
-    changed = airflow.unit_files(unit, tvars)
-    airflow.service(unit, restart=changes.any or changed)
+    settings = tvars["settings"]
+    changed = airflow.unit_files(UNIT, tvars)
+    if changes.any or changed:
+        api_server.restarted_drained(
+            name=f"{UNIT} restarted, drained in HAProxy, one host at a time",
+            unit=UNIT,
+            lb_hosts=list(run.cluster.groups["lb"]),
+            drain_timeout=settings["api_drain_timeout"],
+            up_timeout=settings["api_start_timeout"],
+            _serial=True,
+        )
+    systemd.service(name=f"{UNIT} running and enabled", service=UNIT, running=True, enabled=True)

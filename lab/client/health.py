@@ -7,23 +7,9 @@ import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+from cluster.services import ROLE_UNITS, WORKER_INSTANCES
 from lab.client.waiting import wait_for
 
-# The services each role runs, active on every host of the group. Worker
-# instances are the autoscaler's: at least autoscale_min_instances of them must run.
-ROLE_UNITS = {
-    "redis": ["redis-server.service", "redis-sentinel.service"],
-    "postgres": ["postgresql@*-main.service"],
-    "lb": ["haproxy.service", "keepalived.service"],
-    "web": ["airflow-api-server.service"],
-    "scheduler": [
-        "airflow-scheduler.service",
-        "airflow-dag-processor.service",
-        "airflow-triggerer.service",
-    ],
-    "worker": ["airflow-worker-logs.service", "airflow-cluster-autoscaler.service"],
-}
-WORKER_INSTANCES = "airflow-worker@*.service"
 # The components GET /api/v2/monitor/health reports on.
 AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 

@@ -18,7 +18,7 @@ import pytest
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from lab.client import run_pyinfra, wait_for
-from lab.client.health import ROLE_UNITS as ALL_ROLE_UNITS
+from cluster.services import ROLE_UNITS as ALL_ROLE_UNITS
 from tests.lab.support import LAB, LAB_EXTERNAL
 
 CLUSTER = LAB.cluster

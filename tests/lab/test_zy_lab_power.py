@@ -4,10 +4,11 @@ being down: each test brings its host back. Runs after the other end-to-end test
 
 import json
 import subprocess
+import sys
 
 import pytest
 
-from lab.client import run_lab, wait_for
+from lab.client import PROJECT, run_lab, wait_for
 from tests.lab.support import LAB
 
 CLUSTER = LAB.cluster
@@ -93,3 +94,23 @@ def test_isolate_cuts_the_host_off_and_heal_joins_it_again(first_deploy):
     assert state(HOST) == "running"
     wait_for(f"{HOST} answering SSH again", lambda: answers(HOST), timeout=60)
     assert reaches(HOST, peer)
+
+
+def test_ops_status_names_a_worker_host_whose_power_is_cut(first_deploy):
+    """`python -m ops status --json` with a worker host's plug pulled: non-zero, that host
+    named unreachable; healthy again once `lab up` has booted it."""
+    worker = CLUSTER.groups["worker"][-1]
+    LAB.wait_cluster_healthy()
+    lab("kill", worker)
+    try:
+        done = subprocess.run([sys.executable, "-m", "ops", "status", "--json"], cwd=PROJECT,
+                              text=True, capture_output=True, timeout=300)
+        assert done.returncode != 0, done.stdout
+        report = json.loads(done.stdout)
+        assert not report["healthy"]
+        entry = next(h for h in report["hosts"] if h["name"] == worker)
+        assert not entry["reachable"]
+        assert any(p.startswith(f"{worker}: unreachable") for p in report["problems"])
+    finally:
+        lab("up")
+    LAB.wait_cluster_healthy()

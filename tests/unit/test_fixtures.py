@@ -12,7 +12,8 @@ tests/unit/fixtures/operations/<module>.<op>/<case>.json tests operations.<modul
      "facts": {"<module>.<Fact>": {"<kwargs as pyinfra prints them>": value} | value},
      "commands": [...], "noop_description": "..."}
   A command is its raw string, or [raw, masked] when part of it is masked (HiddenValue);
-  a file upload is ["upload", content, dest]. Fact keys are pyinfra's `get_kwargs_str` of the
+  a file upload is ["upload", content, dest]; a Python step run on the control machine
+  (FunctionCommand) is ["call", function name, [arguments]]. Fact keys are pyinfra's `get_kwargs_str` of the
   arguments the operation asks with; a missing key fails the test. A fact asked more than
   once whose answer changes in between (after the operation's own commands ran, as
   systemd's status around a stop) lists its answers in order: {"$answers": [first, ...]}.
@@ -31,7 +32,9 @@ from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-from pyinfra.api import Config, FactBase, FileUploadCommand, Inventory, StringCommand
+from pyinfra.api import (
+    Config, FactBase, FileUploadCommand, FunctionCommand, Inventory, StringCommand,
+)
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
@@ -93,6 +96,9 @@ def parse_commands(commands):
             data = command.src.read()
             out.append(["upload", data.decode() if isinstance(data, bytes) else data,
                         str(command.dest)])
+        elif isinstance(command, FunctionCommand):
+            out.append(["call", command.function.__name__,
+                        json.loads(json.dumps(list(command.args)))])
         else:
             raise AssertionError(f"{command!r} is not a command these tests know")
     return out

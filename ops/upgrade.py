@@ -1,0 +1,228 @@
+"""`python -m ops upgrade --version X [--dry] [-y]`: a rolling Airflow upgrade (or a move to
+another release with the same database schema), in the order Airflow requires:
+
+1. install X on every Airflow host into a venv of its own (<airflow_venv>-X, from the shipped
+   lock files/airflow/requirements-X.lock), beside the running one, all hosts at once;
+2. stop every scheduler, DAG processor and triggerer; `airflow db migrate` once, with X; if it
+   fails, start them again on the old version and stop here (operations/airflow_upgrade.py);
+3. switch the airflow_venv symlink to X on every Airflow host; start the schedulers, DAG
+   processors and triggerers, one host at a time;
+4. roll the API servers, each drained in HAProxy (operations/api_server.py);
+5. roll the workers: each host drained (running tasks finish), its log server and autoscaler
+   restarted, undrained (its instances start on X);
+6. record `airflow_version = "X"` in the group_data file that sets it, so the next deploy keeps
+   X (the deploy with that version changes nothing more).
+
+`--dry` prints this plan for the inventory and changes nothing. The first failure stops the
+upgrade and says where; re-running it (or the deploy, once group_data names X) finishes it.
+"""
+
+import hashlib
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from pyinfra.facts.files import Link, Sha256File
+
+from autoscaler import paths as autoscaler_paths
+from cluster.airflow_lock import lock_file, versioned_venv
+from cluster.groups import AIRFLOW_GROUPS
+from cluster.model import Cluster
+from cluster.services import ROLE_UNITS
+from facts.cluster_status import AutoscalerStatus
+from operations import api_server
+from operations.airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
+
+from . import restart
+from .context import OpsContext
+from .session import Session
+from .workers import yes_option
+
+# The file of the installed lock inside a venv (tasks/airflow.py writes the same).
+INSTALLED_LOCK = "airflow-cluster-installed.lock"
+VERSION_LINE = re.compile(r'^airflow_version\s*=\s*"[^"\n]*"', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    hosts: tuple[str, ...]
+
+
+def airflow_hosts(cluster: Cluster) -> list[str]:
+    """Every host of an Airflow group, in inventory order."""
+    return [n for n, node in cluster.nodes.items() if set(AIRFLOW_GROUPS) & set(node.groups)]
+
+
+def plan(cluster: Cluster, version: str) -> list[Step]:
+    """The steps of an upgrade to `version`, in order (see the module docstring)."""
+    venv = versioned_venv(cluster.settings["airflow_venv"], version)
+    hosts = tuple(airflow_hosts(cluster))
+    schedulers, web, workers = (tuple(cluster.groups[g]) for g in ("scheduler", "web", "worker"))
+    return [
+        Step(f"install Airflow {version} into {venv} (the running venv untouched)", hosts),
+        Step("stop the schedulers, DAG processors and triggerers", schedulers),
+        Step(f"airflow db migrate with {version} (on failure: start the old version again)",
+             hosts[:1]),
+        Step(f"switch {cluster.settings['airflow_venv']} to {venv}", hosts),
+        Step("start the schedulers, DAG processors and triggerers, one host at a time",
+             schedulers),
+        Step("restart the API servers one at a time, drained in HAProxy", web),
+        Step("drain, restart and undrain the worker hosts one at a time", workers),
+        Step(f'record airflow_version = "{version}" in group_data', ()),
+    ]
+
+
+def say(line: str) -> None:
+    click.echo(f"{time.strftime('%H:%M:%S')} {line}")
+
+
+@click.command("upgrade")
+@click.option("--version", "version", required=True, help="Airflow version to run (a shipped lock).")
+@click.option("--dry", is_flag=True, help="Print the plan; change nothing.")
+@yes_option
+@click.pass_obj
+def command(ops: OpsContext, version: str, dry: bool, yes: bool) -> None:
+    """Upgrade Airflow on every host, rolling, in the order Airflow requires."""
+    inventory, cluster = ops.load(None)
+    lock = lock_file(version, ops.project_dir)  # ClusterConfigError: no such lock
+    version_file = _version_file(ops.project_dir)
+    steps = plan(cluster, version)
+    if dry:
+        for number, step in enumerate(steps, 1):
+            where = f" [{', '.join(step.hosts)}]" if step.hosts else ""
+            click.echo(f"{number}. {step.title}{where}")
+        return
+    if not yes:
+        click.confirm(f"Upgrade every Airflow host to {version}?", abort=True)
+    session = Session(inventory)
+    try:
+        _upgrade(session, cluster, version, lock)
+    except (UpgradeError, restart.RestartFailed, RuntimeError) as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        session.close()
+    _record(version_file, version)
+    say(f"Airflow {version} runs on every host; airflow_version recorded in {version_file}")
+
+
+def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path) -> None:
+    settings = cluster.settings
+    link, venv = settings["airflow_venv"], versioned_venv(settings["airflow_venv"], version)
+    hosts = airflow_hosts(cluster)
+    session.connect(hosts + list(cluster.groups["lb"]))
+    if session.unreachable:
+        raise UpgradeError("nothing changed: cannot reach " + "; ".join(
+            f"{name} ({why})" for name, why in session.unreachable.items()))
+    in_use = session.each(hosts, lambda name: session.fact(name, Link, path=link))
+    say("in use: " + ", ".join(f"{n} {(v or {}).get('link_target', 'none')}"
+                               for n, v in in_use.items()))
+
+    if all((target or {}).get("link_target") == venv for target in in_use.values()):
+        # A re-run after a failure in the rolls: installed and migrated already.
+        say(f"every host already selects {venv}: rolling the services only")
+        _roll(session, cluster)
+        return
+
+    say(f"1. installing Airflow {version} into {venv} on {len(hosts)} hosts")
+    failures = {n: e for n, e in session.each(
+        hosts, lambda name: _install(session, name, settings, version, venv, lock)).items() if e}
+    if failures:
+        raise UpgradeError("install failed, nothing else changed: " + "; ".join(
+            f"{n}: {e}" for n, e in failures.items()))
+
+    schedulers = [session.host(n) for n in cluster.groups["scheduler"]]
+    say("2. schedulers stopped, database migrated")
+    migrate_with_schedulers_stopped(session.state, session.host(hosts[0]), f"{venv}/bin/python",
+                                    schedulers, ROLE_UNITS["scheduler"],
+                                    say=lambda line: say(f"   {line}"))
+
+    say(f"3. switching {link} to {venv}")
+    for name in hosts:
+        _checked(session, name, f"ln -sfn {shlex.quote(venv)} {shlex.quote(link)}.new && "
+                                f"mv -T {shlex.quote(link)}.new {shlex.quote(link)}")
+    _roll(session, cluster)
+
+
+def _roll(session: Session, cluster: Cluster) -> None:
+    """The starts of step 3, steps 4 and 5: every service on the venv the symlink selects."""
+    units = ROLE_UNITS["scheduler"]
+    for name in cluster.groups["scheduler"]:
+        say(f"   {name}: starting {', '.join(units)}")
+        restart.systemctl(session, name, "start", *units)
+        restart.settled(session, name, units)
+
+    say("4. API servers, one at a time, drained in HAProxy")
+    for name in cluster.groups["web"]:
+        data = session.host(name).data
+        say(f"   {name}")
+        api_server.restart_drained(
+            session.state, session.host(name), list(cluster.groups["lb"]), ROLE_UNITS["web"][0],
+            drain_timeout=data.get("api_drain_timeout"), up_timeout=data.get("api_start_timeout"),
+            say=lambda line: say(f"   {line}"),
+        )
+
+    say("5. worker hosts, one at a time: drain, restart, undrain")
+    for name in cluster.groups["worker"]:
+        _roll_worker(session, name)
+
+
+def _install(session: Session, name, settings, version, venv, lock: Path) -> str | None:
+    """Airflow `version` in `venv` on host `name` (as tasks/airflow.py installs it); None when
+    done, else the error."""
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if session.fact(name, Sha256File, path=f"{venv}/{INSTALLED_LOCK}") == wanted:
+        return None
+    remote_lock = f"{settings['airflow_home']}/requirements-{version}.lock"
+    host = session.host(name)
+    if not host.put_file(str(lock), remote_lock):
+        return f"upload of {lock.name} failed"
+    commands = [
+        f"chgrp {shlex.quote(settings['airflow_group'])} {remote_lock} && chmod 0644 {remote_lock}",
+        f"[ -x {venv}/bin/python ] || python3 -m venv {venv}",
+        f"{venv}/bin/pip install --disable-pip-version-check --no-input -q --no-deps "
+        f"-r {remote_lock}",
+        f"{venv}/bin/pip check --disable-pip-version-check",
+        f"install -m 0644 {remote_lock} {venv}/{INSTALLED_LOCK}",
+    ]
+    result = session.run(name, " && ".join(commands), timeout=1800)
+    return None if result.ok else result.error
+
+
+def _roll_worker(session: Session, name) -> None:
+    command = str(autoscaler_paths.COMMAND)
+    drained = session.fact(name, AutoscalerStatus, command=command).get("mode") == "drained"
+    if not drained:
+        say(f"   {name}: draining (running tasks finish first)")
+        _checked(session, name, f"{command} drain", timeout=7200)
+    say(f"   {name}: log server and autoscaler restarted on the new version")
+    restart.systemctl(session, name, "restart", *ROLE_UNITS["worker"])
+    if not drained:
+        say(f"   {name}: undraining")
+        _checked(session, name, f"{command} undrain", timeout=600)
+    restart.settled(session, name, ROLE_UNITS["worker"])
+
+
+def _checked(session: Session, name, command: str, timeout=600) -> None:
+    result = session.run(name, command, timeout=timeout)
+    if not result.ok:
+        raise UpgradeError(f"{name}: {command}: {result.error}")
+
+
+def _version_file(project_dir: Path) -> Path:
+    """The one group_data file that sets airflow_version (the upgrade records X there)."""
+    files = [p for p in sorted((project_dir / "group_data").glob("*.py"))
+             if VERSION_LINE.search(p.read_text())]
+    if len(files) != 1:
+        raise click.ClickException(
+            "airflow_version must be set in exactly one group_data file to record the upgrade; "
+            f"found in: {', '.join(p.name for p in files) or 'none'}")
+    return files[0]
+
+
+def _record(path: Path, version: str) -> None:
+    text = path.read_text()
+    path.write_text(VERSION_LINE.sub(f'airflow_version = "{version}"', text, count=1))

@@ -1,0 +1,115 @@
+"""The operations commands on the deployed cluster, run as an operator runs them
+(`python -m ops ...` in the project dir): `status --json` on the healthy cluster, `restart web`
+under a client polling the public URL, a rolling `upgrade` from one Airflow 3.3.x release to
+the other and back (both shipped locks) with a DAG run before and after each, and
+`failover-drill redis`. The worker-host power cut seen by `status` is in test_zy_lab_power.
+
+Everything here must be invisible to the clients of the public URL: the session's watch
+(tests/lab/support.py, test_zx_public_url) counts any failed request.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from lab.client import PROJECT
+from lab.client.poller import Poller
+from tests.lab.support import LAB
+
+CLUSTER = LAB.cluster
+HEALTH_DAG = "airflow_cluster_health"
+VERSIONS_FILE = PROJECT / "group_data" / "all.py"
+# The release the cluster is deployed with, and the other shipped one.
+DEPLOYED = CLUSTER.settings["airflow_version"]
+OTHER = next(p.stem.removeprefix("requirements-") for p in
+             sorted((PROJECT / "files" / "airflow").glob("requirements-*.lock"))
+             if p.stem != f"requirements-{DEPLOYED}")
+
+
+def ops(*args, timeout=1800) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "ops", *args], cwd=PROJECT, text=True,
+                          capture_output=True, timeout=timeout)
+    print(done.stdout[-4000:], done.stderr[-2000:])
+    return done
+
+
+@pytest.fixture(scope="module")
+def api(deployed):
+    client = LAB.api()
+    client.login(LAB.secrets["admin_password"])
+    return client
+
+
+def run_succeeds(api) -> None:
+    api.unpause(HEALTH_DAG)
+    run = api.finished(HEALTH_DAG, api.trigger(HEALTH_DAG), timeout=600)
+    assert run["state"] == "success", run
+
+
+def test_status_json_of_the_healthy_cluster(deployed):
+    LAB.wait_cluster_healthy()
+    done = ops("status", "--json", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["healthy"] and report["problems"] == []
+    assert {h["name"] for h in report["hosts"]} == set(CLUSTER.nodes)
+    assert report["redis"]["primary"] and len(report["redis"]["replicas"]) == len(
+        CLUSTER.groups["redis"]) - 1
+    assert len(report["load_balancer"]["vip_holders"]) == 1
+    assert set(report["workers"]) == set(CLUSTER.groups["worker"])
+
+
+def test_restart_web_fails_no_request(deployed):
+    poller = Poller(LAB)
+    poller.start()
+    try:
+        done = ops("restart", "web", "-y")
+    finally:
+        poller.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(f"{name}: healthy" in done.stdout for name in CLUSTER.groups["web"])
+    assert len(poller.samples) > 50
+    assert poller.failures() == [], poller.failures()
+
+
+@pytest.fixture
+def restore_version_file():
+    text = VERSIONS_FILE.read_text()
+    yield
+    VERSIONS_FILE.write_text(text)
+
+
+def running_version(api) -> str:
+    return api.json("GET", "/api/v2/version")["version"]
+
+
+@pytest.mark.parametrize("version", [OTHER, DEPLOYED])
+def test_rolling_upgrade_to_each_shipped_release(api, version, restore_version_file):
+    """To the other release, then back: each lock installed and run on every host."""
+    run_succeeds(api)
+    done = ops("upgrade", "--version", version, "-y")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(rf'^airflow_version = "{re.escape(version)}"$', VERSIONS_FILE.read_text(),
+                     re.MULTILINE)
+    assert running_version(api) == version
+    for name in (n for n, node in CLUSTER.nodes.items()
+                 if {"web", "scheduler", "worker"} & set(node.groups)):
+        target = LAB.run(name, "readlink /opt/airflow/venv").stdout.strip()
+        assert target == f"/opt/airflow/venv-{version}", name
+    run_succeeds(api)
+
+
+def test_failover_drill_promotes_a_replica(deployed):
+    LAB.wait_cluster_healthy()
+    before = json.loads(ops("status", "--json", timeout=300).stdout)["redis"]["primary"]
+    done = ops("failover-drill", "redis", "-y", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    match = re.search(r"failover: (\S+) -> (\S+); the new primary took a write after ([\d.]+) s",
+                      done.stdout)
+    assert match, done.stdout
+    assert match.group(1) == before.rpartition(":")[0] != match.group(2)
+    assert f"primary   {match.group(2)}:" in done.stdout
+    LAB.wait_cluster_healthy()
