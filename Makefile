@@ -9,8 +9,9 @@ AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_LOCK := files/airflow/requirements-$(shell sed -n 's/^airflow_version = "\(.*\)"/\1/p' group_data/all.py).lock
 export AIRFLOW_VENV
 # Debian packages the control machine needs: the lab (nspawn, debootstrap) and the config
-# validators the unit tests run (haproxy -c, systemd-analyze, redis).
-SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin
+# validators the unit tests run (haproxy -c and its runtime socket through netcat,
+# systemd-analyze, redis).
+SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin netcat-openbsd
 
 .PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean
 

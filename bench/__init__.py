@@ -7,6 +7,7 @@
     python -m bench.dag_delivery seconds until a shipped or pushed DAG is live
     python -m bench.autoscale    a burst of tasks autoscaled vs. fixed at the minimum
     python -m bench.drills       fault drills: a host lost per tier, a partition, a power cut
+    python -m bench.ops          the operations commands timed under a client of the public URL
 
 Each reaches the cluster through lab.client, as the end-to-end tests (tests/lab) do; this
 module is their shared preamble: the command line and timing.

@@ -7,12 +7,18 @@ from .errors import ClusterConfigError
 from .paths import PROJECT_DIR
 
 
+def shipped_versions(project_dir=None) -> list[str]:
+    """The Airflow versions with a shipped lock, sorted as text."""
+    locks = (Path(project_dir or PROJECT_DIR) / "files" / "airflow").glob("requirements-*.lock")
+    return sorted(p.name.removeprefix("requirements-").removesuffix(".lock") for p in locks)
+
+
 def lock_file(version: str, project_dir=None) -> Path:
     """The shipped lock of Airflow `version`; it must pin apache-airflow to that version."""
     project = Path(project_dir or PROJECT_DIR)
     path = project / "files" / "airflow" / f"requirements-{version}.lock"
     if not path.is_file():
-        shipped = sorted(p.name for p in path.parent.glob("requirements-*.lock"))
+        shipped = [f"requirements-{v}.lock" for v in shipped_versions(project)]
         raise ClusterConfigError(
             f"airflow_version {version!r}: no lock file {path.relative_to(project)} "
             f"(shipped: {', '.join(shipped) or 'none'})"
@@ -27,3 +33,25 @@ def versioned_venv(link: str, version: str) -> str:
     """The virtualenv Airflow `version` is installed into, beside the symlink `link`
     (setting airflow_venv) that selects the one in use: /opt/airflow/venv-3.3.2."""
     return f"{link.rstrip('/')}-{version}"
+
+
+# Where a venv records the lock it was filled from: the install runs again only when the
+# shipped lock differs from it.
+INSTALLED_LOCK = "airflow-cluster-installed.lock"
+
+
+def installed_lock(venv: str) -> str:
+    return f"{venv}/{INSTALLED_LOCK}"
+
+
+def install_commands(venv: str, remote_lock: str) -> list[str]:
+    """Shell commands that fill the existing `venv` with exactly the lock uploaded to
+    `remote_lock` (the deploy's and `python -m ops upgrade`'s install)."""
+    return [
+        # Exactly the lock: no resolution, no constraints file from the internet.
+        f"{venv}/bin/pip install --disable-pip-version-check --no-input -q --no-deps "
+        f"-r {remote_lock}",
+        f"{venv}/bin/pip check --disable-pip-version-check",
+        # Recorded last: an interrupted install is retried by the next run.
+        f"install -m 0644 {remote_lock} {installed_lock(venv)}",
+    ]

@@ -1,21 +1,31 @@
-"""The systemd services each role runs, as the operations commands and the lab's health checks
-look for them (the role tasks install them: tasks/<role>.py)."""
+"""The systemd services each role runs: the role tasks install them under these names
+(tasks/<role>.py), the operations commands and the lab's health checks look for them."""
 
-# Active on every host of the group. Worker instances (WORKER_INSTANCES) are the autoscaler's:
-# at least autoscale_min_instances of them run on a healthy worker host.
+# The web role.
+API_SERVER = "airflow-api-server.service"
+# The scheduler role: stopped together while an upgrade migrates the database.
+SCHEDULER_UNITS = (
+    "airflow-scheduler.service",
+    "airflow-dag-processor.service",
+    "airflow-triggerer.service",
+)
+# The worker role: the host's task log server and its autoscaler, and the Celery workers,
+# instances of a template unit that the autoscaler starts and stops.
+LOG_SERVER = "airflow-worker-logs.service"
+AUTOSCALER = "airflow-cluster-autoscaler.service"
+WORKER_TEMPLATE = "airflow-worker@.service"
+WORKER_INSTANCES = "airflow-worker@*.service"
+
+# Active on every host of the group. Worker instances are the autoscaler's: at least
+# autoscale_min_instances of them run on a healthy worker host.
 ROLE_UNITS = {
     "redis": ("redis-server.service", "redis-sentinel.service"),
     "postgres": ("postgresql@*-main.service",),
     "lb": ("haproxy.service", "keepalived.service"),
-    "web": ("airflow-api-server.service",),
-    "scheduler": (
-        "airflow-scheduler.service",
-        "airflow-dag-processor.service",
-        "airflow-triggerer.service",
-    ),
-    "worker": ("airflow-worker-logs.service", "airflow-cluster-autoscaler.service"),
+    "web": (API_SERVER,),
+    "scheduler": SCHEDULER_UNITS,
+    "worker": (LOG_SERVER, AUTOSCALER),
 }
-WORKER_INSTANCES = "airflow-worker@*.service"
 
 
 def host_units(groups, vip: bool = True) -> list[str]:

@@ -16,12 +16,26 @@ from . import haproxy, remote
 
 
 def restart_drained(state, web_host, lb_names, unit, drain_timeout, up_timeout, say=print):
-    """The whole restart of `unit` on `web_host` (steps 1-3 above); RuntimeError on failure."""
-    lb_hosts = [state.inventory.get_host(name) for name in lb_names]
-    haproxy.drain(state, lb_hosts, web_host.name, drain_timeout, say=say)
-    result = remote.run(state, web_host, StringCommand("systemctl", "restart", unit))
-    if not result.ok:
-        raise RuntimeError(f"{web_host.name}: systemctl restart {unit}: {result.error}")
+    """The whole restart of `unit` on `web_host` (steps 1-3 above); RuntimeError on failure.
+    An lb host that cannot be reached is left out (it serves nothing); whatever fails after
+    the drain, the server is set ready again in every HAProxy, so none keeps it out for good
+    (one that does not answer is kept out by its health checks)."""
+    lb_hosts = []
+    for lb_host in (state.inventory.get_host(name) for name in lb_names):
+        try:
+            remote.connect(lb_host)
+        except remote.Unreachable as error:
+            say(f"{error}: {web_host.name} not drained there")
+            continue
+        lb_hosts.append(lb_host)
+    try:
+        haproxy.drain(state, lb_hosts, web_host.name, drain_timeout, say=say)
+        result = remote.run(state, web_host, StringCommand("systemctl", "restart", unit))
+        if not result.ok:
+            raise RuntimeError(f"{web_host.name}: systemctl restart {unit}: {result.error}")
+    except BaseException:
+        haproxy.set_ready_anyway(state, lb_hosts, web_host.name, say=say)
+        raise
     haproxy.ready(state, lb_hosts, web_host.name, up_timeout)
 
 

@@ -69,7 +69,13 @@ def set_state(state, lb_host, server: str, admin_state: str) -> bool:
 
 def drain(state, lb_hosts, server: str, timeout: float, say=print) -> None:
     """`server` drained in every lb host's HAProxy, then wait (up to `timeout` s) until no
-    request is under way on it in any of them."""
+    request is under way on it in any of them. Says so when no other API server is UP in an
+    HAProxy (its clients then see errors until `server` is back)."""
+    for lb in lb_hosts:
+        others = {name: s["status"] for name, s in servers(state, lb).items() if name != server}
+        if others and "UP" not in others.values():
+            say(f"{lb.name}: no other API server is UP ({others}): requests fail until "
+                f"{server} is back")
     drained = [lb for lb in lb_hosts if set_state(state, lb, server, "drain")]
     deadline = time.monotonic() + timeout
     while drained:
@@ -96,3 +102,13 @@ def ready(state, lb_hosts, server: str, timeout: float) -> None:
             names = ", ".join(lb.name for lb in known)
             raise RuntimeError(f"{server} not UP in the HAProxy of {names} after {timeout:.0f} s")
         time.sleep(0.5)
+
+
+def set_ready_anyway(state, lb_hosts, server: str, say=print) -> None:
+    """`server` ready in every HAProxy that answers, after a failed restart: what fails here
+    is said, not raised (the restart's own failure is the one to report)."""
+    for lb in lb_hosts:
+        try:
+            set_state(state, lb, server, "ready")
+        except Exception as error:  # noqa: BLE001 - best effort, see the docstring
+            say(f"{lb.name}: {server} could not be set ready again: {error}")

@@ -75,7 +75,10 @@ def command(ops: OpsContext, component: str, yes: bool) -> None:
         old = before["primary"].rpartition(":")[0]
         if not yes:
             click.confirm(f"Fail the Redis primary {before['primary']} over?", abort=True)
-        sentinel = next(s for s in broker.sentinels if s[0] != old)
+        # A sentinel beside a replica: the primary's own host may be the one in trouble.
+        sentinel = next((s for s in broker.sentinels if s[0] != old), None)
+        if sentinel is None:
+            raise click.ClickException(f"no sentinel runs beside a replica of {old}")
         result = session.run(asker, "bash -c " + shlex.quote(
             drill_script(sentinel, broker.master_name, old, broker.port)),
             timeout=PROMOTION_TIMEOUT + 30)

@@ -17,7 +17,7 @@ import click
 from pyinfra.api import StringCommand
 
 from autoscaler import paths as autoscaler_paths
-from cluster.services import ROLE_UNITS
+from cluster.services import API_SERVER, ROLE_UNITS, SCHEDULER_UNITS, WORKER_INSTANCES
 from facts.cluster_status import AutoscalerStatus, ServiceStates
 from operations import api_server
 
@@ -94,7 +94,7 @@ def _hosts(members, limit, role) -> list[str]:
 def _restart_web(session: Session, cluster, name) -> None:
     data = session.host(name).data
     api_server.restart_drained(
-        session.state, session.host(name), list(cluster.groups["lb"]), ROLE_UNITS["web"][0],
+        session.state, session.host(name), list(cluster.groups["lb"]), API_SERVER,
         drain_timeout=data.get("api_drain_timeout"), up_timeout=data.get("api_start_timeout"),
         say=lambda line: say(f"  {line}"),
     )
@@ -102,14 +102,13 @@ def _restart_web(session: Session, cluster, name) -> None:
 
 
 def _restart_scheduler(session: Session, cluster, name) -> None:
-    units = ROLE_UNITS["scheduler"]
-    systemctl(session, name, "restart", *units)
-    settled(session, name, units)
+    systemctl(session, name, "restart", *SCHEDULER_UNITS)
+    settled(session, name, SCHEDULER_UNITS)
 
 
 def _restart_worker(session: Session, cluster, name) -> None:
     say("  worker instances: warm shutdown (running tasks finish first), then start")
-    systemctl(session, name, "try-restart", "airflow-worker@*.service", *ROLE_UNITS["worker"])
+    systemctl(session, name, "try-restart", WORKER_INSTANCES, *ROLE_UNITS["worker"])
     settled(session, name, ROLE_UNITS["worker"])
     deadline = time.monotonic() + HEALTHY_TIMEOUT
     while True:

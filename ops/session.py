@@ -8,10 +8,12 @@ raised: the commands name it in their report and go on with the others.
 import gevent
 from pyinfra.api import Config, FactBase, State
 from pyinfra.api.exceptions import ConnectError
-from pyinfra.api.facts import get_fact
-from pyinfra.context import ctx_host, ctx_state
 
 from operations import remote
+
+
+class FactFailed(Exception):
+    """A fact's command failed on a host that could be connected to."""
 
 
 class Session:
@@ -66,13 +68,19 @@ class Session:
             return remote.Result(False, [], [f"unreachable: {self.unreachable[name]}"])
         return remote.run(self.state, self.host(name), command, timeout=timeout)
 
-    def fact(self, name, cls: type[FactBase], **kwargs):
-        """pyinfra fact `cls` of host `name` (Unreachable when it cannot be connected to)."""
+    def fact(self, name, cls: type[FactBase], timeout=60, **kwargs):
+        """pyinfra fact `cls` of host `name`: its command run and its output processed as
+        pyinfra does, except that a command that fails raises FactFailed (and Unreachable a
+        host that cannot be connected to) instead of giving the fact's default: a host that
+        stops answering is not a host whose services are missing."""
         if not self.reachable(name):
             raise remote.Unreachable(f"{name}: {self.unreachable[name]}")
-        host = self.host(name)
-        with ctx_state.use(self.state), ctx_host.use(host):
-            return get_fact(self.state, host, cls, kwargs=kwargs)
+        fact = cls()
+        command = fact.command(**kwargs) if callable(fact.command) else fact.command
+        result = remote.run(self.state, self.host(name), command, timeout=timeout)
+        if not result.ok:
+            raise FactFailed(f"{name}: {cls.__name__}: {result.error}")
+        return fact.process(result.stdout) if result.stdout else fact.default()
 
     def close(self) -> None:
         for host in self.inventory:

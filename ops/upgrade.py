@@ -10,11 +10,14 @@ another release with the same database schema), in the order Airflow requires:
 4. roll the API servers, each drained in HAProxy (operations/api_server.py);
 5. roll the workers: each host drained (running tasks finish), its log server and autoscaler
    restarted, undrained (its instances start on X);
-6. record `airflow_version = "X"` in the group_data file that sets it, so the next deploy keeps
-   X (the deploy with that version changes nothing more).
+6. record `airflow_version = "X"` in the group_data file that sets it (done as soon as the
+   symlinks select X, step 3), so the next deploy keeps X.
 
 `--dry` prints this plan for the inventory and changes nothing. The first failure stops the
-upgrade and says where; re-running it (or the deploy, once group_data names X) finishes it.
+upgrade and says where: before the migration nothing has changed but the new venvs; a failed
+migration starts the schedulers again on the old version; after it, the schedulers are started
+on what the hosts select and a re-run (or the deploy, which restarts what still runs the old
+venv) finishes the rolls. A worker host the upgrade drained is undrained whatever happens.
 """
 
 import hashlib
@@ -28,12 +31,12 @@ import click
 from pyinfra.facts.files import Link, Sha256File
 
 from autoscaler import paths as autoscaler_paths
-from cluster.airflow_lock import lock_file, versioned_venv
+from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.model import Cluster
-from cluster.services import ROLE_UNITS
+from cluster.services import ROLE_UNITS, SCHEDULER_UNITS
 from facts.cluster_status import AutoscalerStatus
-from operations import api_server
+from operations import remote
 from operations.airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 
 from . import restart
@@ -41,8 +44,9 @@ from .context import OpsContext
 from .session import Session
 from .workers import yes_option
 
-# The file of the installed lock inside a venv (tasks/airflow.py writes the same).
-INSTALLED_LOCK = "airflow-cluster-installed.lock"
+# `airflow-cluster-autoscaler drain`: 3 when tasks outlasted the timeout and the instances
+# were stopped warmly anyway (autoscaler/control.py): drained all the same.
+DRAINED_AFTER_TIMEOUT = 3
 VERSION_LINE = re.compile(r'^airflow_version\s*=\s*"[^"\n]*"', re.MULTILINE)
 
 
@@ -100,16 +104,15 @@ def command(ops: OpsContext, version: str, dry: bool, yes: bool) -> None:
         click.confirm(f"Upgrade every Airflow host to {version}?", abort=True)
     session = Session(inventory)
     try:
-        _upgrade(session, cluster, version, lock)
-    except (UpgradeError, restart.RestartFailed, RuntimeError) as error:
-        raise click.ClickException(str(error)) from error
+        _upgrade(session, cluster, version, lock, lambda: _record(version_file, version))
+    except Exception as error:  # noqa: BLE001 - every failure is reported, never a traceback
+        raise click.ClickException(f"upgrade stopped: {error}") from error
     finally:
         session.close()
-    _record(version_file, version)
     say(f"Airflow {version} runs on every host; airflow_version recorded in {version_file}")
 
 
-def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path) -> None:
+def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path, record) -> None:
     settings = cluster.settings
     link, venv = settings["airflow_venv"], versioned_venv(settings["airflow_venv"], version)
     hosts = airflow_hosts(cluster)
@@ -118,12 +121,16 @@ def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path) -> No
         raise UpgradeError("nothing changed: cannot reach " + "; ".join(
             f"{name} ({why})" for name, why in session.unreachable.items()))
     in_use = session.each(hosts, lambda name: session.fact(name, Link, path=link))
-    say("in use: " + ", ".join(f"{n} {(v or {}).get('link_target', 'none')}"
-                               for n, v in in_use.items()))
+    not_links = [name for name, target in in_use.items() if not target]
+    if not_links:
+        raise UpgradeError(f"nothing changed: {link} is not a symlink to a versioned venv on "
+                           f"{', '.join(not_links)}: run the deploy first")
+    say("in use: " + ", ".join(f"{n} {v['link_target']}" for n, v in in_use.items()))
 
-    if all((target or {}).get("link_target") == venv for target in in_use.values()):
+    if all(target["link_target"] == venv for target in in_use.values()):
         # A re-run after a failure in the rolls: installed and migrated already.
         say(f"every host already selects {venv}: rolling the services only")
+        record()
         _roll(session, cluster)
         return
 
@@ -137,34 +144,32 @@ def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path) -> No
     schedulers = [session.host(n) for n in cluster.groups["scheduler"]]
     say("2. schedulers stopped, database migrated")
     migrate_with_schedulers_stopped(session.state, session.host(hosts[0]), f"{venv}/bin/python",
-                                    schedulers, ROLE_UNITS["scheduler"],
+                                    schedulers, SCHEDULER_UNITS,
                                     say=lambda line: say(f"   {line}"))
 
     say(f"3. switching {link} to {venv}")
-    for name in hosts:
-        _checked(session, name, f"ln -sfn {shlex.quote(venv)} {shlex.quote(link)}.new && "
-                                f"mv -T {shlex.quote(link)}.new {shlex.quote(link)}")
+    try:
+        for name in hosts:
+            _checked(session, name, f"ln -sfn {shlex.quote(venv)} {shlex.quote(link)}.new && "
+                                    f"mv -T {shlex.quote(link)}.new {shlex.quote(link)}")
+    except UpgradeError as error:
+        for name in cluster.groups["scheduler"]:
+            restart.systemctl(session, name, "start", *SCHEDULER_UNITS)
+        raise UpgradeError(f"{error} (the database is migrated; the schedulers were started "
+                           "again on what each host selects: run the upgrade again)") from error
+    record()
     _roll(session, cluster)
 
 
 def _roll(session: Session, cluster: Cluster) -> None:
     """The starts of step 3, steps 4 and 5: every service on the venv the symlink selects."""
-    units = ROLE_UNITS["scheduler"]
     for name in cluster.groups["scheduler"]:
-        say(f"   {name}: starting {', '.join(units)}")
-        restart.systemctl(session, name, "start", *units)
-        restart.settled(session, name, units)
-
+        say(f"   {name}: (re)starting {', '.join(SCHEDULER_UNITS)}")
+        restart.RESTARTS["scheduler"](session, cluster, name)
     say("4. API servers, one at a time, drained in HAProxy")
     for name in cluster.groups["web"]:
-        data = session.host(name).data
         say(f"   {name}")
-        api_server.restart_drained(
-            session.state, session.host(name), list(cluster.groups["lb"]), ROLE_UNITS["web"][0],
-            drain_timeout=data.get("api_drain_timeout"), up_timeout=data.get("api_start_timeout"),
-            say=lambda line: say(f"   {line}"),
-        )
-
+        restart.RESTARTS["web"](session, cluster, name)
     say("5. worker hosts, one at a time: drain, restart, undrain")
     for name in cluster.groups["worker"]:
         _roll_worker(session, name)
@@ -174,36 +179,39 @@ def _install(session: Session, name, settings, version, venv, lock: Path) -> str
     """Airflow `version` in `venv` on host `name` (as tasks/airflow.py installs it); None when
     done, else the error."""
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
-    if session.fact(name, Sha256File, path=f"{venv}/{INSTALLED_LOCK}") == wanted:
+    if session.fact(name, Sha256File, path=installed_lock(venv)) == wanted:
         return None
     remote_lock = f"{settings['airflow_home']}/requirements-{version}.lock"
-    host = session.host(name)
-    if not host.put_file(str(lock), remote_lock):
+    if not remote.put(session.state, session.host(name), str(lock), remote_lock):
         return f"upload of {lock.name} failed"
     commands = [
         f"chgrp {shlex.quote(settings['airflow_group'])} {remote_lock} && chmod 0644 {remote_lock}",
         f"[ -x {venv}/bin/python ] || python3 -m venv {venv}",
-        f"{venv}/bin/pip install --disable-pip-version-check --no-input -q --no-deps "
-        f"-r {remote_lock}",
-        f"{venv}/bin/pip check --disable-pip-version-check",
-        f"install -m 0644 {remote_lock} {venv}/{INSTALLED_LOCK}",
+        *install_commands(venv, remote_lock),
     ]
     result = session.run(name, " && ".join(commands), timeout=1800)
     return None if result.ok else result.error
 
 
 def _roll_worker(session: Session, name) -> None:
+    """Drain the host (its instances stop once their tasks finish), restart its log server
+    and autoscaler on the new venv, undrain it (the autoscaler starts instances on the new
+    venv). A host the operator had drained stays drained; one this drained is undrained
+    whatever fails."""
     command = str(autoscaler_paths.COMMAND)
-    drained = session.fact(name, AutoscalerStatus, command=command).get("mode") == "drained"
-    if not drained:
-        say(f"   {name}: draining (running tasks finish first)")
-        _checked(session, name, f"{command} drain", timeout=7200)
-    say(f"   {name}: log server and autoscaler restarted on the new version")
-    restart.systemctl(session, name, "restart", *ROLE_UNITS["worker"])
-    if not drained:
-        say(f"   {name}: undraining")
-        _checked(session, name, f"{command} undrain", timeout=600)
-    restart.settled(session, name, ROLE_UNITS["worker"])
+    drained_before = session.fact(name, AutoscalerStatus, command=command).get("mode") == "drained"
+    try:
+        if not drained_before:
+            say(f"   {name}: draining (running tasks finish first)")
+            _checked(session, name, f"{command} drain || [ $? -eq {DRAINED_AFTER_TIMEOUT} ]",
+                     timeout=7200)
+        say(f"   {name}: log server and autoscaler restarted on the new version")
+        restart.systemctl(session, name, "restart", *ROLE_UNITS["worker"])
+        restart.settled(session, name, ROLE_UNITS["worker"])
+    finally:
+        if not drained_before:
+            say(f"   {name}: undraining")
+            _checked(session, name, f"{command} undrain", timeout=600)
 
 
 def _checked(session: Session, name, command: str, timeout=600) -> None:

@@ -13,6 +13,8 @@
   venv it started with: units run console scripts (whose interpreter is the versioned venv's)
   or resolve the symlink when they start. A version change needs every Airflow host in the
   run: a `--limit` run that would leave some on the old version is refused before it starts.
+  A host where any process still runs from another venv (a run stopped after the switch)
+  has its services restarted, so the next run finishes what a failed one left.
 - Configure: airflow.cfg (0640 root:airflow, it holds secrets), the environment of the Airflow
   processes, the load balancer's CA for the Execution API calls, the `airflow` CLI wrapper and
   the database helper.
@@ -27,7 +29,7 @@
   every Airflow host's sequence of operations (operations/airflow_db.py), so no service anywhere
   (re)starts before they are done.
 
-The role tasks restart their services when `Changes.any` (lock, config or plugins) or their
+The role tasks restart their services when `Changes.any` (venv, config or plugins) or their
 own unit files changed, and only then.
 """
 
@@ -40,23 +42,19 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Link, Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
-from cluster.airflow_lock import lock_file, versioned_venv
-from cluster.errors import ClusterConfigError
+from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
+from cluster.errors import ClusterConfigError
 from cluster.groups import AIRFLOW_GROUPS
+from cluster.services import SCHEDULER_UNITS
+from facts.airflow_venv import RunningVenvs
 from operations import airflow_db
 from operations.files import validated_file
 from tasks.context import template_vars
 from tasks.packages import debian_packages
 
 UNIT_DIR = "/etc/systemd/system"
-# The scheduler role's services (tasks/scheduler.py), stopped during a version change.
-SCHEDULER_UNITS = (
-    "airflow-scheduler.service", "airflow-dag-processor.service", "airflow-triggerer.service"
-)
 DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airflow-cluster.conf.j2"
-# Where the installed lock is recorded: pip runs again only when the shipped lock differs.
-INSTALLED_LOCK = "airflow-cluster-installed.lock"
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,9 @@ def apply(run) -> Changes:
     switch = not in_use or in_use["link_target"] != venv
     upgrade = switch and in_use is not None
     if upgrade:
-        _refuse_partial_upgrade(run, settings)
+        _refuse_partial_upgrade(run, settings, in_use)
+    # Processes still on another venv (a run that stopped after the switch): restart them.
+    stale = any(v != venv for v in host.get_fact(RunningVenvs, link=settings["airflow_venv"]))
     installed = _install(settings, venv)
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
@@ -102,18 +102,19 @@ def apply(run) -> Changes:
             # A venv directory of an older deploy is moved aside (<path>.<timestamp>).
             force=True,
         )
-    return Changes(install=switch or installed, config=configured, plugins=plugins)
+    return Changes(install=switch or installed or stale, config=configured, plugins=plugins)
 
 
-def _refuse_partial_upgrade(run, settings) -> None:
+def _refuse_partial_upgrade(run, settings, in_use) -> None:
     """A version change on only some Airflow hosts would migrate the database under the
     others: the run must hold them all."""
     active = {h.name for h in inventory.get_active_hosts()}
     left_out = [n for g in AIRFLOW_GROUPS for n in run.cluster.groups[g] if n not in active]
     if left_out:
+        now = in_use["link_target"] if in_use else f"a venv directory at {settings['airflow_venv']}"
         raise ClusterConfigError(
-            f"{host.name} changes to Airflow {settings['airflow_version']}, but the run leaves "
-            f"out {', '.join(sorted(set(left_out)))}: run the deploy without --limit, or "
+            f"{host.name} moves from {now} to Airflow {settings['airflow_version']}, but the run "
+            f"leaves out {', '.join(sorted(set(left_out)))}: run the deploy without --limit, or "
             "`python -m ops upgrade`"
         )
 
@@ -131,20 +132,12 @@ def _install(settings, venv) -> bool:
         mode="0644",
     )
     pip.virtualenv(name="virtualenv", path=venv, python="python3", venv=True)
-    installed_lock = f"{venv}/{INSTALLED_LOCK}"
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
-    if host.get_fact(Sha256File, path=installed_lock) == wanted:
+    if host.get_fact(Sha256File, path=installed_lock(venv)) == wanted:
         return False
     server.shell(
         name=f"install Airflow {version} from the lock",
-        commands=[
-            # Exactly the lock: no resolution, no constraints file from the internet.
-            f"{venv}/bin/pip install --disable-pip-version-check --no-input -q --no-deps "
-            f"-r {remote_lock}",
-            f"{venv}/bin/pip check --disable-pip-version-check",
-            # Recorded last: an interrupted install is retried by the next run.
-            f"install -m 0644 {remote_lock} {installed_lock}",
-        ],
+        commands=install_commands(venv, remote_lock),
     )
     return True
 

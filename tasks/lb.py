@@ -70,7 +70,9 @@ def render(template, tvars) -> str:
 
 
 def _packages(use_keepalived):
-    packages = ["haproxy", "keepalived"] if use_keepalived else ["haproxy"]
+    # netcat-openbsd: how the rolling restarts and `ops status` talk to HAProxy's runtime
+    # socket (operations/haproxy.py).
+    packages = ["haproxy", "netcat-openbsd"] + (["keepalived"] if use_keepalived else [])
     debian_packages("packages", packages)
 
 

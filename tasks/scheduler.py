@@ -8,16 +8,15 @@ as started only once its health server answers, so another scheduler keeps sched
 from pyinfra import host
 from pyinfra.api import deploy
 
+from cluster.services import SCHEDULER_UNITS
 from tasks import airflow
 from tasks.context import template_vars
-
-UNITS = airflow.SCHEDULER_UNITS
 
 
 @deploy("Airflow scheduler")
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     # host.loop: each unit's operations keep their own identity across hosts.
-    for unit in host.loop(UNITS):
+    for unit in host.loop(SCHEDULER_UNITS):
         changed = airflow.unit_files(unit, tvars)
         airflow.service(unit, restart=changes.any or changed)

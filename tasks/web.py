@@ -11,11 +11,12 @@ one up again, so clients of the public URL see no failed request.
 from pyinfra.api import deploy
 from pyinfra.operations import systemd
 
+from cluster.services import API_SERVER
 from operations import api_server
 from tasks import airflow
 from tasks.context import template_vars
 
-UNIT = "airflow-api-server.service"
+UNIT = API_SERVER
 
 
 @deploy("Airflow API server")

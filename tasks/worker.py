@@ -15,12 +15,9 @@ from pyinfra.facts.files import FindLinks
 from pyinfra.operations import files, server, systemd
 
 from autoscaler import paths
+from cluster.services import AUTOSCALER, LOG_SERVER, WORKER_INSTANCES, WORKER_TEMPLATE
 from tasks import airflow
 from tasks.context import template_vars
-
-WORKER_TEMPLATE = "airflow-worker@.service"
-LOG_SERVER = "airflow-worker-logs.service"
-AUTOSCALER = "airflow-cluster-autoscaler.service"
 
 
 @deploy("Airflow worker")
@@ -37,10 +34,10 @@ def apply(run, changes: airflow.Changes):
             name="running worker instances restarted (warm stop; config, lock, plugins or "
             "unit changed), one host at a time",
             # try-restart: only the instances that run; the autoscaler owns the count.
-            commands=["systemctl try-restart 'airflow-worker@*.service'"],
+            commands=[f"systemctl try-restart '{WORKER_INSTANCES}'"],
             _serial=True,
         )
-    _autoscaler(tvars)
+    _autoscaler(tvars, changes)
 
 
 def _instances_not_enabled() -> None:
@@ -67,7 +64,7 @@ def autoscaler_vars(run, settings) -> dict:
     }
 
 
-def _autoscaler(tvars) -> None:
+def _autoscaler(tvars, changes: airflow.Changes) -> None:
     package = files.sync(
         name="autoscaler package",
         src="autoscaler/",
@@ -104,7 +101,8 @@ def _autoscaler(tvars) -> None:
         mode="0644",
         **tvars,
     )
-    changed = package.will_change or config.will_change or command.will_change
+    # It runs on the Airflow venv's Kombu and Celery: a new venv restarts it too.
+    changed = package.will_change or config.will_change or command.will_change or changes.install
     systemd.service(
         name=f"{AUTOSCALER} running and enabled",
         service=AUTOSCALER,

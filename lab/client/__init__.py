@@ -9,6 +9,7 @@ and the benchmarks (bench/): what an operator reaches from the control machine.
     api = lab.api(); api.login(lab.secrets["admin_password"])      # Airflow REST API, HTTPS
     lab.vip_holders(); lab.backend_status(address)                 # the load balancer
     run = run_pyinfra("--limit", "redis")        # `pyinfra -y --json`, results parsed
+    run_ops("status", "--json")                  # `python -m ops ...`: CompletedProcess
     failover_drill(lab)                          # SIGKILL the Redis primary under a writer
     lab.instances("worker1"); lab.broker_load("worker1"); lab.keda_count("web1")  # workers
     lab.problems(); lab.wait_cluster_healthy()   # every component of the cluster
@@ -46,7 +47,7 @@ from lab.client.lb import LoadBalancerAccess
 from lab.client.poller import Poller
 from lab.client.power import PowerAccess
 from lab.client.runs import (
-    DEPLOY_TIMEOUT, INVENTORY, PROJECT, PYINFRA, PyinfraRun, run_lab, run_pyinfra,
+    DEPLOY_TIMEOUT, INVENTORY, PROJECT, PYINFRA, PyinfraRun, run_lab, run_ops, run_pyinfra,
 )
 from lab.client.ssh import SshAccess
 from lab.client.waiting import wait_for
@@ -56,7 +57,7 @@ __all__ = [
     "CLIENT_TIMEOUT", "DEPLOY_TIMEOUT", "FAILOVER_TIMEOUT", "GOAL_SECONDS", "INVENTORY",
     "NO_RETRY", "PROJECT", "PYINFRA", "REJOIN_TIMEOUT", "RETRY_INTERVAL",
     "Api", "ApiError", "Drill", "DrillResult", "FaultReport", "Lab", "Poller", "PyinfraRun", "Write", "Writer",
-    "failover_drill", "run_lab", "run_pyinfra", "wait_for",
+    "failover_drill", "run_lab", "run_ops", "run_pyinfra", "wait_for",
 ]
 
 

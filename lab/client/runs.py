@@ -1,4 +1,5 @@
-"""Commands run from the project dir: the lab CLI (run_lab) and pyinfra (run_pyinfra)."""
+"""Commands run from the project dir: the lab CLI (run_lab), pyinfra (run_pyinfra) and the
+operations CLI (run_ops)."""
 
 import json
 import subprocess
@@ -21,6 +22,11 @@ def run_lab(*args, timeout=900, env=None) -> subprocess.CompletedProcess:
     """`python -m lab ARGS` from the project dir (timeout=None: no limit; env: the whole
     environment, default this one's)."""
     return _in_project([sys.executable, "-m", "lab", *args], timeout, env)
+
+
+def run_ops(*args, timeout=1800) -> subprocess.CompletedProcess:
+    """`python -m ops ARGS` from the project dir, as an operator runs it."""
+    return _in_project([sys.executable, "-m", "ops", *args], timeout)
 
 
 class PyinfraRun:

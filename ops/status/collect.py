@@ -2,6 +2,8 @@
 Airflow's REST API at the public URL: the inputs document `assess` turns into the report.
 Every host is asked at once; what cannot be asked is recorded as an error, never raised."""
 
+from http.client import HTTPException
+
 from autoscaler import paths as autoscaler_paths
 from cluster.model import Cluster
 from cluster.net import endpoint
@@ -90,6 +92,7 @@ def _airflow(cluster: Cluster, admin_password: str) -> dict:
                 for ti in answer["task_instances"]:
                     host = ti.get("hostname") or "?"
                     by_host.setdefault(host, []).append(f"{ti['dag_id']}.{ti['task_id']}")
-    except (ApiError, OSError, ValueError) as error:
-        return {"error": f"{cluster.public_url}: {error}"}
+    except (ApiError, OSError, ValueError, HTTPException, KeyError, TypeError) as error:
+        # Whatever the API answers (or fails to), the status goes on with the rest.
+        return {"error": f"{cluster.public_url}: {type(error).__name__}: {error}"}
     return {"health": health, "counts": counts, "running_by_host": by_host}

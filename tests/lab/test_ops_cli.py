@@ -1,8 +1,9 @@
 """The operations commands on the deployed cluster, run as an operator runs them
 (`python -m ops ...` in the project dir): `status --json` on the healthy cluster, `restart web`
-under a client polling the public URL, a rolling `upgrade` from one Airflow 3.3.x release to
-the other and back (both shipped locks) with a DAG run before and after each, and
-`failover-drill redis`. The worker-host power cut seen by `status` is in test_zy_lab_power.
+under a client polling the public URL, a rolling `upgrade` to the other shipped Airflow 3.3.x
+release and the deploy's own upgrade back (both shipped locks), with a DAG run before and
+after each, and `failover-drill redis`. The worker-host power cut seen by `status` is in
+test_zy_lab_power.
 
 Everything here must be invisible to the clients of the public URL: the session's watch
 (tests/lab/support.py, test_zx_public_url) counts any failed request.
@@ -10,28 +11,25 @@ Everything here must be invisible to the clients of the public URL: the session'
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from lab.client import PROJECT
-from lab.client.poller import Poller
+from cluster.airflow_lock import shipped_versions
+from lab.client import PROJECT, Poller, run_ops, run_pyinfra
 from tests.lab.support import LAB
 
 CLUSTER = LAB.cluster
 HEALTH_DAG = "airflow_cluster_health"
 VERSIONS_FILE = PROJECT / "group_data" / "all.py"
+AIRFLOW_HOSTS = [n for n, node in CLUSTER.nodes.items()
+                 if {"web", "scheduler", "worker"} & set(node.groups)]
 # The release the cluster is deployed with, and the other shipped one.
 DEPLOYED = CLUSTER.settings["airflow_version"]
-OTHER = next(p.stem.removeprefix("requirements-") for p in
-             sorted((PROJECT / "files" / "airflow").glob("requirements-*.lock"))
-             if p.stem != f"requirements-{DEPLOYED}")
+OTHER = next(v for v in shipped_versions() if v != DEPLOYED)
 
 
-def ops(*args, timeout=1800) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "ops", *args], cwd=PROJECT, text=True,
-                          capture_output=True, timeout=timeout)
+def ops(*args, timeout=1800):
+    done = run_ops(*args, timeout=timeout)
     print(done.stdout[-4000:], done.stderr[-2000:])
     return done
 
@@ -75,30 +73,43 @@ def test_restart_web_fails_no_request(deployed):
     assert poller.failures() == [], poller.failures()
 
 
-@pytest.fixture
-def restore_version_file():
+def assert_runs(api, version) -> None:
+    """Every Airflow host selects `version`'s venv, no process runs from another venv, the
+    API servers report it."""
+    assert api.json("GET", "/api/v2/version")["version"] == version
+    for name in AIRFLOW_HOSTS:
+        assert LAB.run(name, "readlink /opt/airflow/venv").stdout.strip() == \
+            f"/opt/airflow/venv-{version}", name
+        others = LAB.run(name, "grep -l -F /opt/airflow/venv- /proc/[0-9]*/maps 2>/dev/null | "
+                               "xargs -r grep -h -o '/opt/airflow/venv-[^/]*' | sort -u")
+        assert others.stdout.split() == [f"/opt/airflow/venv-{version}"], name
+
+
+@pytest.fixture(scope="module")
+def version_file_kept():
+    """group_data/all.py as shipped, whatever `ops upgrade` recorded in it."""
     text = VERSIONS_FILE.read_text()
-    yield
+    yield text
     VERSIONS_FILE.write_text(text)
 
 
-def running_version(api) -> str:
-    return api.json("GET", "/api/v2/version")["version"]
-
-
-@pytest.mark.parametrize("version", [OTHER, DEPLOYED])
-def test_rolling_upgrade_to_each_shipped_release(api, version, restore_version_file):
-    """To the other release, then back: each lock installed and run on every host."""
+def test_ops_upgrade_to_the_other_release(api, version_file_kept):
     run_succeeds(api)
-    done = ops("upgrade", "--version", version, "-y")
+    done = ops("upgrade", "--version", OTHER, "-y")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(rf'^airflow_version = "{re.escape(version)}"$', VERSIONS_FILE.read_text(),
+    assert re.search(rf'^airflow_version = "{re.escape(OTHER)}"$', VERSIONS_FILE.read_text(),
                      re.MULTILINE)
-    assert running_version(api) == version
-    for name in (n for n, node in CLUSTER.nodes.items()
-                 if {"web", "scheduler", "worker"} & set(node.groups)):
-        target = LAB.run(name, "readlink /opt/airflow/venv").stdout.strip()
-        assert target == f"/opt/airflow/venv-{version}", name
+    assert_runs(api, OTHER)
+    run_succeeds(api)
+
+
+def test_the_deploy_upgrades_back(api, version_file_kept):
+    """group_data names the deployed release again: the deploy itself switches every host
+    back (a version change: schedulers stopped, database migrated, services rolled)."""
+    VERSIONS_FILE.write_text(version_file_kept)
+    run = run_pyinfra()
+    assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+    assert_runs(api, DEPLOYED)
     run_succeeds(api)
 
 

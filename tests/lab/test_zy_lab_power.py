@@ -4,11 +4,10 @@ being down: each test brings its host back. Runs after the other end-to-end test
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-from lab.client import PROJECT, run_lab, wait_for
+from lab.client import run_lab, run_ops, wait_for
 from tests.lab.support import LAB
 
 CLUSTER = LAB.cluster
@@ -103,8 +102,7 @@ def test_ops_status_names_a_worker_host_whose_power_is_cut(first_deploy):
     LAB.wait_cluster_healthy()
     lab("kill", worker)
     try:
-        done = subprocess.run([sys.executable, "-m", "ops", "status", "--json"], cwd=PROJECT,
-                              text=True, capture_output=True, timeout=300)
+        done = run_ops("status", "--json", timeout=300)
         assert done.returncode != 0, done.stdout
         report = json.loads(done.stdout)
         assert not report["healthy"]

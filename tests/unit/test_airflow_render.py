@@ -18,9 +18,8 @@ import pytest
 from cluster.model import build_cluster, load_inventory
 from cluster.run import connections
 from cluster.secret_store import load_or_create
+from cluster.services import LOG_SERVER, SCHEDULER_UNITS, WORKER_TEMPLATE
 from tasks.airflow import DROP_IN_TEMPLATE
-from tasks.scheduler import UNITS as SCHEDULER_UNITS
-from tasks.worker import LOG_SERVER, WORKER_TEMPLATE
 from tests.unit.support import MARKER as MANAGED
 from tests.unit.support import PROJECT as REPO
 from tests.unit.support import api_inventory, render_template

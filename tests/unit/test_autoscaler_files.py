@@ -12,7 +12,8 @@ from autoscaler import broker, config, state
 from autoscaler.decision import AUTO, DRAINED, FIXED, Mode
 from cluster.run import connections
 from ops.cli import main as ops_main
-from tasks.worker import AUTOSCALER, autoscaler_vars
+from cluster.services import AUTOSCALER
+from tasks.worker import autoscaler_vars
 from tests.unit.support import MARKER as MANAGED
 from tests.unit.support import PROJECT, render_template
 from tests.unit.test_airflow_render import (  # noqa: F401 (fixtures)

@@ -4,7 +4,10 @@ two small HTTP servers standing in for the API servers (127.0.0.1 and 127.0.0.2)
 What the config promises and the lab cannot show without breaking an API server: a GET that
 a dying server drops is retried on the other one; a POST it drops is not replayed (it may
 have been applied); a stopped server is marked DOWN within a few health checks and gets no
-more requests; the stats page needs its password; HTTP redirects to HTTPS."""
+more requests; the stats page needs its password; HTTP redirects to HTTPS. And the runtime
+socket as the rolling restarts drive it (operations/haproxy.py, operations/api_server.py,
+their commands run here instead of on an lb host): a drained server gets no new request, a
+ready one is counted UP again, a failed restart does not leave its server drained."""
 
 import base64
 import csv
@@ -24,6 +27,7 @@ import pytest
 
 from cluster import tls
 from cluster.model import Node, build_cluster, load_inventory
+from operations import api_server, haproxy, remote
 from tasks import lb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,12 +97,14 @@ def stack(tmp_path):
     files = tls.ensure_tls(dataclasses.replace(cluster.tls, directory=tmp_path / "tls"))
     pem = tmp_path / "lb.pem"
     pem.write_text(files.haproxy_pem())
-    # Run unprivileged-style on loopback: no chroot, no user switch, no runtime socket dir.
+    # Run unprivileged-style on loopback: no chroot, no user switch, the runtime socket in
+    # tmp_path.
     local = []
     for line in config.replace(lb.HAPROXY_PEM, str(pem)).splitlines():
         word = line.split()[0] if line.split() else ""
-        if word in ("chroot", "user", "group") or line.strip().startswith("stats socket"):
+        if word in ("chroot", "user", "group"):
             continue
+        line = line.replace(haproxy.SOCKET, str(tmp_path / "admin.sock"))
         local.append(line.replace("bind :", "bind 127.0.0.1:"))
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text("\n".join(local) + "\n")
@@ -109,7 +115,8 @@ def stack(tmp_path):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     proxy = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
-    stack = dict(ports=ports, dying=dying, good=good, ca=files.ca, proxy=proxy)
+    stack = dict(ports=ports, dying=dying, good=good, ca=files.ca, proxy=proxy,
+                 socket=tmp_path / "admin.sock")
     try:
         assert wait_for(lambda: backend_status(stack) == {"web1": "UP", "web2": "UP"}, 30), (
             backend_status(stack), proxy.poll() is not None and proxy.stderr.read())
@@ -209,3 +216,84 @@ def test_stats_needs_the_password_and_http_redirects(stack):
     assert status == 301
     port = stack["ports"]["lb_https_port"]
     assert location == f"https://airflow.example.com:{port}/home?a=1"
+
+
+# --- the runtime socket, as the rolling restarts use it ---------------------------------------
+
+
+@dataclasses.dataclass
+class StandInHost:
+    name: str
+
+
+class StandInState:
+    """What operations/haproxy.py and api_server.py ask of pyinfra's State: the lb hosts."""
+
+    class inventory:
+        get_host = StandInHost
+
+
+@pytest.fixture
+def runtime(stack, monkeypatch):
+    """HAProxy's runtime commands run on this machine against the stack's socket; `systemctl`
+    answers as `restart_fails` says. {"commands": [what ran], "restart_fails": bool}."""
+    seen = {"commands": [], "restart_fails": False}
+    monkeypatch.setattr(haproxy, "SOCKET", str(stack["socket"]))
+    monkeypatch.setattr(remote, "connect", lambda host: None)
+
+    def run(state, host, command, timeout=None):
+        text = command if isinstance(command, str) else command.get_raw_value()
+        seen["commands"].append(text)
+        if text.startswith("systemctl"):
+            ok = not (seen["restart_fails"] and "restart" in text)
+            return remote.Result(ok, [], [] if ok else ["Job failed: see journalctl"])
+        done = subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=20)
+        return remote.Result(done.returncode == 0, done.stdout.splitlines(),
+                             done.stderr.splitlines())
+
+    monkeypatch.setattr(remote, "run", run)
+    return seen
+
+
+def states(lb_host):
+    return {name: s["status"] for name, s in haproxy.servers(StandInState, lb_host).items()}
+
+
+def test_drain_sends_no_new_request_and_ready_counts_it_up_again(stack, runtime):
+    lb1 = StandInHost("lb1")
+    assert states(lb1) == {"web1": "UP", "web2": "UP"}
+    haproxy.drain(StandInState, [lb1], "web1", timeout=10)
+    assert states(lb1) == {"web1": "DRAIN", "web2": "UP"}
+    stack["dying"].seen.clear()
+    assert [https(stack, "GET", f"/x?n={n}")[0] for n in range(6)] == [200] * 6
+    assert stack["dying"].seen == []  # the drained one got none of them
+    haproxy.ready(StandInState, [lb1], "web1", timeout=30)
+    assert states(lb1) == {"web1": "UP", "web2": "UP"}
+
+
+def test_a_server_haproxy_does_not_know_is_not_set(stack, runtime):
+    assert haproxy.set_state(StandInState, StandInHost("lb1"), "web9", "drain") is False
+
+
+def test_a_failed_restart_leaves_the_server_ready_not_drained(stack, runtime):
+    runtime["restart_fails"] = True
+    said = []
+    with pytest.raises(RuntimeError, match="web1: systemctl restart .*Job failed"):
+        api_server.restart_drained(StandInState, StandInHost("web1"), ["lb1"],
+                                   "airflow-api-server.service", drain_timeout=5, up_timeout=30,
+                                   say=said.append)
+    drained = [c for c in runtime["commands"] if "state drain" in c]
+    readied = [c for c in runtime["commands"] if "state ready" in c]
+    assert len(drained) == len(readied) == 1
+    assert runtime["commands"].index(drained[0]) < runtime["commands"].index(readied[0])
+    assert states(StandInHost("lb1")) == {"web1": "UP", "web2": "UP"}
+
+
+def test_a_restart_drains_restarts_and_readies_in_that_order(stack, runtime):
+    api_server.restart_drained(StandInState, StandInHost("web2"), ["lb1"],
+                               "airflow-api-server.service", drain_timeout=5, up_timeout=30)
+    steps = [("drain" if "state drain" in c else "ready" if "state ready" in c
+              else "restart" if c.startswith("systemctl restart") else None)
+             for c in runtime["commands"]]
+    assert [step for step in steps if step] == ["drain", "restart", "ready"]
+    assert states(StandInHost("lb1")) == {"web1": "UP", "web2": "UP"}

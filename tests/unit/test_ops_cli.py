@@ -9,6 +9,7 @@
 - ops.restart._worker_problem, and the shell script of failover-drill.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ from click.testing import CliRunner
 
 from cluster.model import build_cluster
 from cluster.services import host_units
+from operations import remote
+from operations.airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 from ops import failover_drill, restart, upgrade
 from ops.cli import main
 from ops.status.assess import assess
@@ -360,3 +363,66 @@ def test_drill_script_is_valid_shell_without_a_password(cluster):
     assert "REDISCLI_AUTH" in script and " -a " not in script and "AUTH " not in script
     for secret in SECRETS.values():
         assert secret not in script
+
+
+# --- upgrade: what a failure leaves -----------------------------------------------------------
+
+
+class RecordingSession:
+    """Stands in for ops.session.Session in the upgrade's steps: records each command, fails
+    those containing a word of `failing`, answers facts from `facts` (by class name)."""
+
+    def __init__(self, failing=(), facts=None):
+        self.commands, self.failing, self.facts = [], failing, facts or {}
+
+    def run(self, name, command, timeout=60):
+        text = command if isinstance(command, str) else command.get_raw_value()
+        self.commands.append((name, text))
+        ok = not any(word in text for word in self.failing)
+        return remote.Result(ok, [], [] if ok else [f"{text}: failed"])
+
+    def fact(self, name, cls, **kwargs):
+        return self.facts[cls.__name__]
+
+
+def test_a_failed_drain_still_undrains_the_worker_host():
+    session = RecordingSession(failing=[" drain"],
+                               facts={"AutoscalerStatus": worker_status("worker1")})
+    with pytest.raises(UpgradeError, match="worker1: .* drain"):
+        upgrade._roll_worker(session, "worker1")
+    assert [c.split()[-1] for _, c in session.commands if "autoscaler" in c] == [
+        "]", "undrain"]  # `... drain || [ $? -eq 3 ]`, then the undrain
+
+
+def test_a_host_the_operator_drained_stays_drained(monkeypatch):
+    status = worker_status("worker1", mode="drained", running=())
+    session = RecordingSession(facts={"AutoscalerStatus": status,
+                                      "ServiceStates": {u: "active" for u in
+                                                        ("airflow-worker-logs.service",
+                                                         "airflow-cluster-autoscaler.service")}})
+    monkeypatch.setattr(restart, "SETTLE", 0)
+    upgrade._roll_worker(session, "worker1")
+    assert not any("drain" in c for _, c in session.commands)
+
+
+@dataclasses.dataclass
+class StandInHost:
+    name: str
+
+
+def test_a_failed_migration_starts_the_schedulers_again(monkeypatch):
+    ran = []
+
+    def run(state, host, command, timeout=None):
+        text = command.get_raw_value()
+        ran.append((host.name, text))
+        return remote.Result("migrate" not in text, [], ["alembic: error"])
+
+    monkeypatch.setattr(remote, "run", run)
+    schedulers = [StandInHost("web1"), StandInHost("web2")]
+    with pytest.raises(UpgradeError, match="migrate failed on web1: alembic: error"):
+        migrate_with_schedulers_stopped(None, schedulers[0], "/opt/airflow/venv-9/bin/python",
+                                        schedulers, ("airflow-scheduler.service",), say=print)
+    assert [(host, text.split()[1]) for host, text in ran] == [
+        ("web1", "stop"), ("web2", "stop"), ("web1", "/usr/local/sbin/airflow-cluster-db"),
+        ("web1", "start"), ("web2", "start")]

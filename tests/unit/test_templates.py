@@ -20,7 +20,10 @@ COMMON_TEMPLATES = [
     "templates/etc/pip.conf.j2",
     "templates/etc/sysctl.d/60-airflow-cluster.conf.j2",
 ]
-TASK_SOURCES = "\n".join(p.read_text() for p in (PROJECT / "tasks").glob("*.py"))
+# The tasks, and the unit names they install (cluster/services.py).
+TASK_SOURCES = "\n".join(
+    p.read_text() for p in [*(PROJECT / "tasks").glob("*.py"), PROJECT / "cluster" / "services.py"]
+)
 
 
 @pytest.fixture(scope="module")
