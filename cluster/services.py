@@ -15,6 +15,8 @@ LOG_SERVER = "airflow-worker-logs.service"
 AUTOSCALER = "airflow-cluster-autoscaler.service"
 WORKER_TEMPLATE = "airflow-worker@.service"
 WORKER_INSTANCES = "airflow-worker@*.service"
+# The Airflow components GET /api/v2/monitor/health reports on.
+AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 # Active on every host of the group. Worker instances are the autoscaler's: at least
 # autoscale_min_instances of them run on a healthy worker host.

@@ -29,6 +29,12 @@ class AirflowApi:
         )
         self.token = None
 
+    @classmethod
+    def of(cls, cluster) -> "AirflowApi":
+        """The API at `cluster`'s public URL, as its admin user (ops commands)."""
+        return cls(cluster.public_url, ssl_context(cluster.tls.ca_path),
+                   cluster.settings["airflow_admin_user"])
+
     def call(self, method, path, body=None, auth=True, timeout=30):
         """(status, JSON answer, or the text of an error answer)."""
         headers = {"Accept": "application/json"}

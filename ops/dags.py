@@ -10,7 +10,7 @@ import click
 
 from cluster import secret_store
 
-from .airflow_api import AirflowApi, ApiError, ssl_context
+from .airflow_api import AirflowApi, ApiError
 from .context import OpsContext
 
 
@@ -22,8 +22,7 @@ def command(ops: OpsContext, as_json: bool) -> None:
     _, cluster = ops.load(None)
     secrets = secret_store.load(cluster.settings["secrets_file"], project_dir=ops.project_dir)
     try:
-        api = AirflowApi(cluster.public_url, ssl_context(cluster.tls.ca_path),
-                         cluster.settings["airflow_admin_user"])
+        api = AirflowApi.of(cluster)
         api.login(secrets["admin_password"])
         dags = api.collection("/api/v2/dags?order_by=dag_id", "dags")
         errors = api.collection("/api/v2/importErrors?order_by=filename", "import_errors")

@@ -7,11 +7,8 @@ import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from cluster.services import ROLE_UNITS, WORKER_INSTANCES
+from cluster.services import AIRFLOW_COMPONENTS, WORKER_INSTANCES, host_units
 from lab.client.waiting import wait_for
-
-# The components GET /api/v2/monitor/health reports on.
-AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
 def parallel(function, items) -> list:
@@ -26,8 +23,7 @@ class HealthAccess:
 
     def host_units(self, name) -> list[str]:
         """The unit patterns host `name` must run, by its groups."""
-        groups = self.cluster.node(name).groups
-        return [unit for group in ROLE_UNITS if group in groups for unit in ROLE_UNITS[group]]
+        return host_units(self.cluster.node(name).groups, vip=self.cluster.lb_vip is not None)
 
     def active_units(self, name) -> list[str]:
         """The service units active on host `name` (over SSH)."""

@@ -18,10 +18,7 @@ The report is the stable document of `python -m ops status --json`:
 
 import fnmatch
 
-from cluster.services import WORKER_INSTANCES
-
-# The components GET /api/v2/monitor/health reports on.
-AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+from cluster.services import AIRFLOW_COMPONENTS, WORKER_INSTANCES
 
 
 def assess(inputs: dict) -> dict:

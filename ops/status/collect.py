@@ -11,7 +11,7 @@ from cluster.services import WORKER_INSTANCES, host_units
 from facts.cluster_status import AutoscalerStatus, HaproxyServers, HeldAddresses, ServiceStates
 from facts.redis import RedisClusterView, RedisReplication
 
-from ..airflow_api import AirflowApi, ApiError, ssl_context
+from ..airflow_api import AirflowApi, ApiError
 from ..session import Session
 
 # REST API calls: each gets this many seconds (a status must come back while things are bad).
@@ -75,8 +75,7 @@ def redis_inputs(session: Session, cluster: Cluster) -> dict:
 
 
 def _airflow(cluster: Cluster, admin_password: str) -> dict:
-    api = AirflowApi(cluster.public_url, ssl_context(cluster.tls.ca_path),
-                     cluster.settings["airflow_admin_user"])
+    api = AirflowApi.of(cluster)
     try:
         status, health = api.call("GET", "/api/v2/monitor/health", auth=False,
                                   timeout=API_TIMEOUT)

@@ -60,13 +60,20 @@ def test_status_json_of_the_healthy_cluster(deployed):
     assert set(report["workers"]) == set(CLUSTER.groups["worker"])
 
 
-def test_restart_web_fails_no_request(deployed):
+def polled(function, *args):
+    """function(*args) under a client polling the public URL 5x/s: (its result, the poller)."""
     poller = Poller(LAB)
     poller.start()
     try:
-        done = ops("restart", "web", "-y")
+        result = function(*args)
     finally:
         poller.stop()
+    print(f"requests failed: {len(poller.failures())} of {len(poller.samples)}")
+    return result, poller
+
+
+def test_restart_web_fails_no_request(deployed):
+    done, poller = polled(ops, "restart", "web", "-y")
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(f"{name}: healthy" in done.stdout for name in CLUSTER.groups["web"])
     assert len(poller.samples) > 50
@@ -95,8 +102,9 @@ def version_file_kept():
 
 def test_ops_upgrade_to_the_other_release(api, version_file_kept):
     run_succeeds(api)
-    done = ops("upgrade", "--version", OTHER, "-y")
+    done, poller = polled(ops, "upgrade", "--version", OTHER, "-y")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert poller.failures() == [], poller.failures()
     assert re.search(rf'^airflow_version = "{re.escape(OTHER)}"$', VERSIONS_FILE.read_text(),
                      re.MULTILINE)
     assert_runs(api, OTHER)
@@ -107,8 +115,9 @@ def test_the_deploy_upgrades_back(api, version_file_kept):
     """group_data names the deployed release again: the deploy itself switches every host
     back (a version change: schedulers stopped, database migrated, services rolled)."""
     VERSIONS_FILE.write_text(version_file_kept)
-    run = run_pyinfra()
+    run, poller = polled(run_pyinfra)
     assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+    assert poller.failures() == [], poller.failures()
     assert_runs(api, DEPLOYED)
     run_succeeds(api)
 
