@@ -12,6 +12,7 @@ connections (operations/remote.py), also in a run `--limit`ed to the web hosts.
 """
 
 from pyinfra.api import FunctionCommand, StringCommand, operation
+
 from . import haproxy, remote
 
 

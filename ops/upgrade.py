@@ -5,13 +5,12 @@ another release with the same database schema), in the order Airflow requires:
    lock files/airflow/requirements-X.lock), beside the running one, all hosts at once;
 2. stop every scheduler, DAG processor and triggerer; `airflow db migrate` once, with X; if it
    fails, start them again on the old version and stop here (operations/airflow_upgrade.py);
-3. switch the airflow_venv symlink to X on every Airflow host; start the schedulers, DAG
-   processors and triggerers, one host at a time;
+3. switch the airflow_venv symlink to X on every Airflow host, and record
+   `airflow_version = "X"` in the group_data file that sets it, so the next deploy keeps X;
+   start the schedulers, DAG processors and triggerers, one host at a time;
 4. roll the API servers, each drained in HAProxy (operations/api_server.py);
 5. roll the workers: each host drained (running tasks finish), its log server and autoscaler
-   restarted, undrained (its instances start on X);
-6. record `airflow_version = "X"` in the group_data file that sets it (done as soon as the
-   symlinks select X, step 3), so the next deploy keeps X.
+   restarted, undrained (its instances start on X).
 
 `--dry` prints this plan for the inventory and changes nothing. The first failure stops the
 upgrade and says where: before the migration nothing has changed but the new venvs; a failed
@@ -72,11 +71,11 @@ def plan(cluster: Cluster, version: str) -> list[Step]:
         Step(f"airflow db migrate with {version} (on failure: start the old version again)",
              hosts[:1]),
         Step(f"switch {cluster.settings['airflow_venv']} to {venv}", hosts),
+        Step(f'record airflow_version = "{version}" in group_data', ()),
         Step("start the schedulers, DAG processors and triggerers, one host at a time",
              schedulers),
         Step("restart the API servers one at a time, drained in HAProxy", web),
         Step("drain, restart and undrain the worker hosts one at a time", workers),
-        Step(f'record airflow_version = "{version}" in group_data', ()),
     ]
 
 

@@ -61,7 +61,8 @@ DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airfl
 class Changes:
     """What this run changes under every Airflow service of the host (known before it runs)."""
 
-    # The venv in use changes: a new version, or the lock of the version in use reinstalled.
+    # The venv in use changes (a new version, or its lock reinstalled), or some process still
+    # runs from another one.
     install: bool
     config: bool
     # Plugins are loaded when a process starts: every Airflow service restarts for them.

@@ -16,21 +16,20 @@ from operations import api_server
 from tasks import airflow
 from tasks.context import template_vars
 
-UNIT = API_SERVER
-
 
 @deploy("Airflow API server")
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     settings = tvars["settings"]
-    changed = airflow.unit_files(UNIT, tvars)
+    changed = airflow.unit_files(API_SERVER, tvars)
     if changes.any or changed:
         api_server.restarted_drained(
-            name=f"{UNIT} restarted, drained in HAProxy, one host at a time",
-            unit=UNIT,
+            name=f"{API_SERVER} restarted, drained in HAProxy, one host at a time",
+            unit=API_SERVER,
             lb_hosts=list(run.cluster.groups["lb"]),
             drain_timeout=settings["api_drain_timeout"],
             up_timeout=settings["api_start_timeout"],
             _serial=True,
         )
-    systemd.service(name=f"{UNIT} running and enabled", service=UNIT, running=True, enabled=True)
+    systemd.service(name=f"{API_SERVER} running and enabled", service=API_SERVER, running=True,
+                    enabled=True)

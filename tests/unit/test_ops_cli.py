@@ -122,29 +122,29 @@ def test_upgrade_dry_prints_the_plan_in_order_and_changes_nothing(project):
     assert "stop the schedulers" in lines[1] and lines[1].endswith("[web1, web2]")
     assert "airflow db migrate with 3.3.1" in lines[2] and lines[2].endswith("[web1]")
     assert "switch /opt/airflow/venv to /opt/airflow/venv-3.3.1" in lines[3]
-    assert "start the schedulers" in lines[4]
-    assert "API servers" in lines[5] and lines[5].endswith("[web1, web2]")
-    assert "worker hosts" in lines[6] and lines[6].endswith("[worker1, worker2]")
-    assert lines[7] == '8. record airflow_version = "3.3.1" in group_data'
+    assert lines[4] == '5. record airflow_version = "3.3.1" in group_data'
+    assert "start the schedulers" in lines[5]
+    assert "API servers" in lines[6] and lines[6].endswith("[web1, web2]")
+    assert "worker hosts" in lines[7] and lines[7].endswith("[worker1, worker2]")
     assert {p.name: p.read_text() for p in (project / "group_data").glob("*.py")} == before
 
 
 def assert_plan(steps, cluster, version):
     """install (all Airflow hosts) -> stop schedulers -> migrate (one host) -> switch ->
-    start schedulers -> API servers -> workers -> record, each on its group's hosts."""
+    record -> start schedulers -> API servers -> workers, each on its group's hosts."""
     groups = cluster.groups
     airflow = tuple(n for n in cluster.nodes
                     if {"web", "scheduler", "worker"} & set(cluster.node(n).groups))
-    words = ["install", "stop the schedulers", "db migrate", "switch", "start the schedulers",
-             "API servers", "worker hosts", "record"]
+    words = ["install", "stop the schedulers", "db migrate", "switch", "record",
+             "start the schedulers", "API servers", "worker hosts"]
     assert len(steps) == len(words)
     for step, word in zip(steps, words):
         assert word in step.title
     assert f"/opt/airflow/venv-{version}" in steps[0].title
     assert steps[3].title == f"switch /opt/airflow/venv to /opt/airflow/venv-{version}"
     assert [step.hosts for step in steps] == [
-        airflow, tuple(groups["scheduler"]), airflow[:1], airflow, tuple(groups["scheduler"]),
-        tuple(groups["web"]), tuple(groups["worker"]), ()]
+        airflow, tuple(groups["scheduler"]), airflow[:1], airflow, (), tuple(groups["scheduler"]),
+        tuple(groups["web"]), tuple(groups["worker"])]
 
 
 def test_plan_on_the_lab_inventory(cluster):
@@ -159,8 +159,8 @@ def test_plan_with_schedulers_apart_from_the_api_servers():
     cluster = build_cluster(inventory, PROJECT)
     steps = upgrade.plan(cluster, "3.3.1")
     assert_plan(steps, cluster, "3.3.1")
-    assert steps[1].hosts == steps[4].hosts == ("sched1",)
-    assert steps[5].hosts == ("web1", "web2")
+    assert steps[1].hosts == steps[5].hosts == ("sched1",)
+    assert steps[6].hosts == ("web1", "web2")
 
 
 # --- status: assess and render from recorded inputs -----------------------------------------
