@@ -15,6 +15,15 @@ class AirflowAccess:
         base_url = base_url or os.environ.get("AIRFLOW_TEST_API_URL", self.cluster.public_url)
         return Api(base_url, self.ssl_context(), self.cluster.settings["airflow_admin_user"])
 
+    def admin_api(self, timeout=300) -> "Api":
+        """api(), once it answers (the load balancer may still be counting an API server up),
+        logged in as the admin."""
+        client = self.api()
+        wait_for("the API answers", lambda: client.call("GET", "/api/v2/version",
+                                                        auth=False)[0] == 200, timeout=timeout)
+        client.login(self.secrets["admin_password"])
+        return client
+
 
 class Api(AirflowApi):
     """ops' REST client with what the tests and benchmarks do with DAGs."""

@@ -193,11 +193,7 @@ def test_both_api_servers_up_in_haproxy(airflow_deploy):
 @pytest.fixture(scope="module")
 def api(airflow_deploy):
     # AIRFLOW_TEST_API_URL: another URL (e.g. one API server) while no load balancer is up.
-    client = LAB.api()
-    wait_for("the API answers through the load balancer",
-             lambda: client.call("GET", "/api/v2/version", auth=False)[0] == 200, timeout=300)
-    client.login(LAB.secrets["admin_password"])
-    return client
+    return LAB.admin_api()
 
 
 def test_version_through_the_load_balancer(api):

@@ -40,10 +40,7 @@ RUN_TIMEOUT = 900
 @pytest.fixture(scope="module")
 def api(role_deploy):
     role_deploy(*AIRFLOW_GROUPS)
-    client = LAB.api()
-    wait_for("the API answers through the load balancer",
-             lambda: client.call("GET", "/api/v2/version", auth=False)[0] == 200, timeout=300)
-    client.login(LAB.secrets["admin_password"])
+    client = LAB.admin_api()
     client.unpause(LOAD)
     return client
 

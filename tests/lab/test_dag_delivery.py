@@ -39,11 +39,7 @@ def deploy(*data):
 
 @pytest.fixture(scope="module")
 def api(deployed):
-    client = LAB.api()
-    wait_for("the API answers", lambda: client.call("GET", "/api/v2/version", auth=False)[0]
-             == 200, timeout=300)
-    client.login(LAB.secrets["admin_password"])
-    return client
+    return LAB.admin_api()
 
 
 @pytest.fixture(scope="module")

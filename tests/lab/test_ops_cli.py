@@ -36,9 +36,7 @@ def ops(*args, timeout=1800):
 
 @pytest.fixture(scope="module")
 def api(deployed):
-    client = LAB.api()
-    client.login(LAB.secrets["admin_password"])
-    return client
+    return LAB.admin_api()
 
 
 def run_succeeds(api) -> None:
