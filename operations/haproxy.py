@@ -30,7 +30,8 @@ def command(runtime_command: str) -> str:
 
 def parse_servers(lines) -> dict[str, dict]:
     """{server: {"status": "UP" | "DOWN" | "DRAIN" | "MAINT" | ..., "sessions": current}} of
-    BACKEND from the CSV of `show stat`; {} when HAProxy is not running."""
+    BACKEND's API servers from the CSV of `show stat` (not the unchecked backup entries of
+    haproxy.cfg's panic mode); {} when HAProxy is not running."""
     if not lines or lines[0].strip() == NO_SOCKET:
         return {}
     header = lines[0].lstrip("# ").strip()
@@ -39,6 +40,7 @@ def parse_servers(lines) -> dict[str, dict]:
         row["svname"]: {"status": row["status"], "sessions": int(row["scur"] or 0)}
         for row in rows
         if row.get("pxname") == BACKEND and row.get("svname") not in ("FRONTEND", "BACKEND")
+        and row.get("bck") != "1"
     }
 
 

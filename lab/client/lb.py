@@ -67,6 +67,8 @@ class LoadBalancerAccess:
         return list(csv.DictReader(io.StringIO(body.decode().lstrip("# "))))
 
     def backend_status(self, address) -> dict[str, str]:
-        """API server name -> its status (UP, DOWN, MAINT ...) in HAProxy at `address`."""
+        """API server name -> its status (UP, DOWN, MAINT ...) in HAProxy at `address` (the
+        checked entries: not the backups of panic mode)."""
         return {row["svname"]: row["status"] for row in self.stats_csv(address)
-                if row["pxname"] == "api_servers" and row["svname"] not in ("FRONTEND", "BACKEND")}
+                if row["pxname"] == "api_servers" and row["svname"] not in ("FRONTEND", "BACKEND")
+                and row.get("bck") != "1"}

@@ -48,6 +48,8 @@ class ApiStandIn(ThreadingHTTPServer):
 
     def __init__(self, address, dying):
         self.dying, self.seen = dying, []
+        # Seconds the health check waits for its answer (an overloaded API server).
+        self.check_delay = 0
         super().__init__(address, Handler)
 
 
@@ -61,7 +63,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        if self.path != "/api/v2/version":
+        if self.path == "/api/v2/version":
+            time.sleep(self.server.check_delay)
+        else:
             self.server.seen.append(self.command)
             if self.server.dying:
                 self.close_connection = True
@@ -205,6 +209,17 @@ def test_a_stopped_server_is_marked_down_and_avoided(stack):
     # fall 2 x inter 1 s: a few seconds at most (generous bound for a loaded machine).
     assert time.monotonic() - start < 15
     assert [https(stack, "GET", "/x")[0] for _ in range(6)] == [200] * 6
+
+
+def test_every_server_failing_its_checks_still_gets_the_requests(stack):
+    """Panic mode: both API servers too slow for their checks (overloaded, not dead) are
+    marked DOWN, and requests still reach them instead of HAProxy answering 503."""
+    stack["dying"].dying = False
+    for server in (stack["dying"], stack["good"]):
+        server.check_delay = 7  # > timeout check (5 s)
+    assert wait_for(lambda: backend_status(stack) == {"web1": "DOWN", "web2": "DOWN"}, 60)
+    assert [https(stack, "GET", f"/x?n={n}")[0] for n in range(6)] == [200] * 6
+    assert stack["dying"].seen.count("GET") + stack["good"].seen.count("GET") >= 6
 
 
 def test_stats_needs_the_password_and_http_redirects(stack):
