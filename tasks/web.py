@@ -24,7 +24,7 @@ def apply(run, changes: airflow.Changes):
     changed = airflow.unit_files(API_SERVER, tvars)
     if changes.any or changed:
         api_server.restarted_drained(
-            name=f"{API_SERVER} restarted, drained in HAProxy, one host at a time",
+            name=f"{API_SERVER} restarted (drained in HAProxy), one host at a time",
             unit=API_SERVER,
             lb_hosts=list(run.cluster.groups["lb"]),
             drain_timeout=settings["api_drain_timeout"],
