@@ -22,7 +22,6 @@ venv) finishes the rolls. A worker host the upgrade drained is undrained whateve
 import hashlib
 import re
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from operations import remote
 from operations.airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 
 from . import restart
+from .restart import say
 from .context import OpsContext
 from .session import Session
 from .workers import yes_option
@@ -77,10 +77,6 @@ def plan(cluster: Cluster, version: str) -> list[Step]:
         Step("restart the API servers one at a time, drained in HAProxy", web),
         Step("drain, restart and undrain the worker hosts one at a time", workers),
     ]
-
-
-def say(line: str) -> None:
-    click.echo(f"{time.strftime('%H:%M:%S')} {line}")
 
 
 @click.command("upgrade")
