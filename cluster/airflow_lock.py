@@ -44,14 +44,28 @@ def installed_lock(venv: str) -> str:
     return f"{venv}/{INSTALLED_LOCK}"
 
 
+# uv, in a venv of its own: the deploy installs setting uv_version there with pip
+# (tasks/airflow.py).
+UV_VENV = "/opt/airflow-cluster/uv"
+UV = f"{UV_VENV}/bin/uv"
+# uv's environment: proxy, trust store, cache (templates/etc/airflow-cluster/uv.env.j2). uv
+# reads no pip.conf.
+UV_ENV = "/etc/airflow-cluster/uv.env"
+
+
 def install_commands(venv: str, remote_lock: str) -> list[str]:
     """Shell commands that fill the existing `venv` with exactly the lock uploaded to
     `remote_lock` (the deploy's and `python -m ops upgrade`'s install)."""
+    python = f"{venv}/bin/python"
     return [
-        # Exactly the lock: no resolution, no constraints file from the internet.
-        f"{venv}/bin/pip install --disable-pip-version-check --no-input -q --no-deps "
-        f"-r {remote_lock}",
-        f"{venv}/bin/pip check --disable-pip-version-check",
+        f"{{ [ -x {UV} ] && [ -f {UV_ENV} ]; }} || "
+        f"{{ echo 'uv is not installed: run the deploy first' >&2; exit 1; }}",
+        # Exactly the lock: no resolution, no constraints file from the internet. Compiled
+        # now: the airflow user cannot write bytecode into the root-owned venv, and every
+        # process would compile Airflow again when it starts.
+        f". {UV_ENV} && {UV} pip install --python {python} --no-deps --compile-bytecode "
+        f"--no-progress --quiet -r {remote_lock}",
+        f"{UV} pip check --python {python} --quiet",
         # Recorded last: an interrupted install is retried by the next run.
         f"install -m 0644 {remote_lock} {installed_lock(venv)}",
     ]

@@ -91,6 +91,11 @@ airflow_version = "3.3.2"
 # the running one is left alone; a version change switches the symlink (tasks/airflow.py,
 # `python -m ops upgrade`). A process keeps the venv it started with.
 airflow_venv = "/opt/airflow/venv"
+# uv release that installs each Airflow lock into its venv (uv pip install --no-deps: no
+# resolution, bytecode compiled, wheels shared through uv's cache in /var/cache/airflow-cluster/uv,
+# so a second version installs in seconds). It is installed with pip into its own venv,
+# /opt/airflow-cluster/uv, and reaches PyPI through http_proxy and the system trust store.
+uv_version = "0.13.9"
 # Task instances each scheduler lets run at once, across all DAGs ([core] parallelism).
 parallelism = 32
 # Task instances allowed to run at once within one DAG ([core] max_active_tasks_per_dag).

@@ -75,6 +75,18 @@ def _network_file(host: LabHost) -> str:
     )
 
 
+# A VM applies /etc/sysctl.d at every boot (systemd-sysctl; inside nspawn it writes the net.*
+# keys of the host's own network namespace). When all lab hosts boot at once on a loaded
+# machine a unit's start can fail before it runs (219/CGROUP), and systemd never retries a
+# oneshot: after a whole-lab power cut three hosts came back with the kernel's default
+# net.ipv4.tcp_max_syn_backlog. The lab's retries a failed start, as a VM never misses it.
+SYSCTL_AT_BOOT = """\
+[Service]
+Restart=on-failure
+RestartSec=2
+"""
+
+
 def prepare_upper(paths: LabPaths, host: LabHost, all_hosts: list[LabHost], lab_public_key: str,
                   local_cas: list[str]) -> None:
     """A fresh upper dir holding everything host-specific; the base stays shared."""
@@ -91,6 +103,8 @@ def prepare_upper(paths: LabPaths, host: LabHost, all_hosts: list[LabHost], lab_
     os.chmod(upper / "root/.ssh", 0o700)
     _write(base, upper, "etc/ssh/ssh_host_ed25519_key", host_key.read_bytes(), 0o600)
     _write(base, upper, "etc/ssh/ssh_host_ed25519_key.pub", host_key.with_suffix(".pub").read_bytes())
+    _write(base, upper, "etc/systemd/system/systemd-sysctl.service.d/lab-netns.conf",
+           SYSCTL_AT_BOOT)
     if CA_BUNDLE.is_file():
         _write(base, upper, str(CA_BUNDLE.relative_to("/")), CA_BUNDLE.read_bytes())
     for index, pem in enumerate(local_cas):

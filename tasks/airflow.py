@@ -2,9 +2,10 @@
 
 - Install: a root-owned virtualenv per Airflow version, <airflow_venv>-<airflow_version>,
   filled from the pinned lock files/airflow/requirements-<airflow_version>.lock with
-  `pip install --no-deps`, so every node gets identical versions without Airflow's
-  constraints file. The installed lock is kept in the venv; pip runs again only when the
-  lock differs from it. A new version's venv is filled while the services run on the old one.
+  `uv pip install --no-deps --compile-bytecode` (uv_version, in a venv of its own), so every
+  node gets identical versions without Airflow's constraints file. The installed lock is kept
+  in the venv; uv runs again only when the lock differs from it. A new version's venv is
+  filled while the services run on the old one, mostly from uv's cache of the last one.
 - Version: the symlink airflow_venv selects the venv in use. When it changes (an upgrade),
   every scheduler, DAG processor and triggerer is stopped, the database migrated with the new
   version (a failed migration starts them again on the old one and stops the run), the
@@ -42,7 +43,8 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Link, Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
-from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
+from cluster.airflow_lock import UV_ENV, UV_VENV, install_commands, installed_lock, lock_file
+from cluster.airflow_lock import versioned_venv
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.errors import ClusterConfigError
 from cluster.groups import AIRFLOW_GROUPS
@@ -86,7 +88,7 @@ def apply(run) -> Changes:
         _refuse_partial_upgrade(run, settings, in_use)
     # Processes still on another venv (a run that stopped after the switch): restart them.
     stale = any(v != venv for v in host.get_fact(RunningVenvs, link=settings["airflow_venv"]))
-    installed = _install(settings, venv)
+    installed = _install(settings, tvars, venv)
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
         _dags(run.cluster.dags, settings)
@@ -120,7 +122,7 @@ def _refuse_partial_upgrade(run, settings, in_use) -> None:
         )
 
 
-def _install(settings, venv) -> bool:
+def _install(settings, tvars, venv) -> bool:
     version = settings["airflow_version"]
     lock = lock_file(version)
     remote_lock = f"{settings['airflow_home']}/requirements-{version}.lock"
@@ -132,6 +134,7 @@ def _install(settings, venv) -> bool:
         group=settings["airflow_group"],
         mode="0644",
     )
+    _uv(settings, tvars)
     pip.virtualenv(name="virtualenv", path=venv, python="python3", venv=True)
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if host.get_fact(Sha256File, path=installed_lock(venv)) == wanted:
@@ -141,6 +144,23 @@ def _install(settings, venv) -> bool:
         commands=install_commands(venv, remote_lock),
     )
     return True
+
+
+def _uv(settings, tvars) -> None:
+    """uv, which installs the lock (cluster/airflow_lock.py), and its environment."""
+    files.template(
+        name="uv's environment (proxy, trust store, cache)",
+        src="templates/etc/airflow-cluster/uv.env.j2",
+        dest=UV_ENV,
+        mode="0600",
+        **tvars,
+    )
+    pip.packages(
+        name=f"uv {settings['uv_version']}",
+        packages=[f"uv=={settings['uv_version']}"],
+        virtualenv=UV_VENV,
+        virtualenv_kwargs={"python": "python3", "venv": True},
+    )
 
 
 def _configure(run, settings, tvars) -> bool:

@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+from cluster.airflow_lock import UV, UV_ENV, lock_file, versioned_venv
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from lab.client import run_pyinfra, wait_for
@@ -117,6 +118,29 @@ def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
         got = host.run(f"airflow config get-value {section} {key}")
         assert got.rc == 0, got.stderr
         assert got.stdout.strip().splitlines()[-1] == wanted[secret], f"[{section}] {key}"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_HOSTS)
+def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy, name):
+    host, settings = ssh(name), data(name)
+    venv = versioned_venv(settings.airflow_venv, settings.airflow_version)
+    python = f"{venv}/bin/python"
+    lines = lock_file(settings.airflow_version).read_text().lower().splitlines()
+    lock = {line.split(";")[0].strip() for line in lines if line.strip() and line[0] != "#"}
+    frozen = host.run(f"{UV} pip freeze --python {python}")
+    assert frozen.rc == 0, frozen.stderr
+    installed = set(frozen.stdout.lower().split())
+    # pip (and setuptools) come with the venv module; everything else is the lock.
+    assert {p for p in installed - lock if not p.startswith(("pip==", "setuptools=="))} == set()
+    assert lock - installed == set()
+    assert host.run(f"{UV} pip check --python {python}").rc == 0
+    installer = host.run(f"cat {venv}/lib/python3*/site-packages/apache_airflow-*.dist-info/INSTALLER")
+    assert installer.stdout.strip() == "uv"
+    # Compiled ahead: the airflow user cannot write bytecode into the root-owned venv.
+    compiled = host.run(f"ls {venv}/lib/python3*/site-packages/airflow/__pycache__/")
+    assert "__init__.cpython-" in compiled.stdout, compiled.stderr
+    env = host.file(UV_ENV)
+    assert (env.user, env.mode) == ("root", 0o600)
 
 
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
