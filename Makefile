@@ -55,9 +55,9 @@ $(VENV)/.installed: requirements.txt
 
 airflow-venv: $(AIRFLOW_VENV)/.installed
 
-$(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK)
+$(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK) $(VENV)/.installed
 	python3 -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install -q --no-deps -r $(AIRFLOW_LOCK)
+	$(VENV)/bin/uv pip install --python $(AIRFLOW_VENV)/bin/python --quiet --no-deps -r $(AIRFLOW_LOCK)
 	touch $@
 
 clean:

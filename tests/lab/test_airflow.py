@@ -12,6 +12,7 @@ proxy.
 """
 
 import json
+import re
 
 import pytest
 
@@ -120,16 +121,22 @@ def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
         assert got.stdout.strip().splitlines()[-1] == wanted[secret], f"[{section}] {key}"
 
 
+def pin(requirement: str) -> str:
+    """name==version with the name normalized (PEP 503: prompt_toolkit is prompt-toolkit)."""
+    name, version = requirement.strip().split("==")
+    return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}"
+
+
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
 def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy, name):
     host, settings = ssh(name), data(name)
     venv = versioned_venv(settings.airflow_venv, settings.airflow_version)
     python = f"{venv}/bin/python"
-    lines = lock_file(settings.airflow_version).read_text().lower().splitlines()
-    lock = {line.split(";")[0].strip() for line in lines if line.strip() and line[0] != "#"}
+    lines = lock_file(settings.airflow_version).read_text().splitlines()
+    lock = {pin(line.split(";")[0]) for line in lines if line.strip() and line[0] != "#"}
     frozen = host.run(f"{UV} pip freeze --python {python}")
     assert frozen.rc == 0, frozen.stderr
-    installed = set(frozen.stdout.lower().split())
+    installed = {pin(line) for line in frozen.stdout.split()}
     # pip (and setuptools) come with the venv module; everything else is the lock.
     assert {p for p in installed - lock if not p.startswith(("pip==", "setuptools=="))} == set()
     assert lock - installed == set()

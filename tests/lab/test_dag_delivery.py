@@ -122,34 +122,30 @@ PLUGIN_LOADERS = tuple(
 ) + ("| running worker instances restarted",)
 
 
-@pytest.fixture(scope="module")
-def plugins(folder):
-    """A scratch plugins folder; the plugin stays until the module's last deploy (plugins_dir
-    back to plugins/), so the Git bundle's deploy restarts the services only once."""
+def test_a_new_plugin_restarts_the_services_and_is_loaded(api, folder):
+    """The plugin stays until the module's last deploy (plugins_dir back to plugins/)."""
     plugins = plugin_folder()
-    yield plugins
-    plugins.cleanup()
-
-
-def test_a_new_plugin_restarts_the_services_and_is_loaded(api, folder, plugins):
-    plugins.write("lab_probe_plugin.py", plugin_source("lab_probe_plugin"))
-    run = deploy(*folder.data(), *plugins.data())
-    restarted = [name for name, _ in run.changed_operations() if " restarted " in name]
-    for loader in PLUGIN_LOADERS:
-        assert any(loader in name for name in restarted), restarted
-    wait_for("the plugin listed by the API servers", lambda: "lab_probe_plugin" in {
-        p["name"] for p in api.collection("/api/v2/plugins", "plugins")}, timeout=300)
-    rerun = deploy(*folder.data(), *plugins.data())
-    assert rerun.changed_operations() == [], rerun.changed_operations()
+    try:
+        plugins.write("lab_probe_plugin.py", plugin_source("lab_probe_plugin"))
+        run = deploy(*folder.data(), *plugins.data())
+        restarted = [name for name, _ in run.changed_operations() if " restarted " in name]
+        for loader in PLUGIN_LOADERS:
+            assert any(loader in name for name in restarted), restarted
+        wait_for("the plugin listed by the API servers", lambda: "lab_probe_plugin" in {
+            p["name"] for p in api.collection("/api/v2/plugins", "plugins")}, timeout=300)
+        rerun = deploy(*folder.data(), *plugins.data())
+        assert rerun.changed_operations() == [], rerun.changed_operations()
+    finally:
+        plugins.cleanup()
 
 
 @pytest.fixture(scope="module")
-def git_server(folder, plugins):
+def git_server(folder):
     """db1 serves a repository; the cluster reads it as the Git DAG bundle."""
     server = GitServer(LAB, "db1")
     server.install()
     server.push({"README.md": "DAGs of the lab's Git bundle check.\n"}, "empty")
-    deploy(*folder.data(), *plugins.data(), *server.data())
+    deploy(*folder.data(), *server.data())
     yield server
     server.cleanup()
 
