@@ -47,6 +47,24 @@ class Api(AirflowApi):
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self.collection(path, "task_instances")
 
+    def unsuccessful(self, dag_id, run_id, log_chars=1500) -> list[dict]:
+        """Each task instance of the run that did not succeed, with the end of its last
+        try's log: what a failed run's assertion shows."""
+        found = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] == "success":
+                continue
+            log = ""
+            if ti.get("try_number"):
+                path = (f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+                        f"/logs/{ti['try_number']}?full_content=true")
+                status, body = self.call("GET", path)
+                log = str(body)[-log_chars:] if status == 200 else f"log: HTTP {status}"
+            found.append({key: ti.get(key) for key in
+                          ("task_id", "map_index", "state", "try_number", "hostname")}
+                         | {"log_end": log})
+        return found
+
     def finished(self, dag_id, run_id, timeout, interval=2.0) -> dict:
         """The run's JSON once it has ended (success or failed)."""
 

@@ -61,7 +61,7 @@ def waits(api):
 def run_to_success(api, dag_id):
     api.unpause(dag_id)
     run = api.finished(dag_id, api.trigger(dag_id), timeout=RUN_TIMEOUT)
-    assert run["state"] == "success", run
+    assert run["state"] == "success", (run, api.unsuccessful(dag_id, run["dag_run_id"]))
     return run
 
 

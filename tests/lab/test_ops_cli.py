@@ -42,7 +42,7 @@ def api(deployed):
 def run_succeeds(api) -> None:
     api.unpause(HEALTH_DAG)
     run = api.finished(HEALTH_DAG, api.trigger(HEALTH_DAG), timeout=600)
-    assert run["state"] == "success", run
+    assert run["state"] == "success", (run, api.unsuccessful(HEALTH_DAG, run["dag_run_id"]))
 
 
 def test_status_json_of_the_healthy_cluster(deployed):
