@@ -13,7 +13,7 @@ export AIRFLOW_VENV
 # systemd-analyze, redis).
 SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin netcat-openbsd
 
-.PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean
+.PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean lock-hashes
 
 cluster: system-deps venv lab check
 	$(VENV)/bin/pyinfra -y inventory.py deploy.py
@@ -59,6 +59,15 @@ $(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK) $(VENV)/.installed
 	python3 -m venv $(AIRFLOW_VENV)
 	$(VENV)/bin/uv pip install --python $(AIRFLOW_VENV)/bin/python --quiet --no-deps -r $(AIRFLOW_LOCK)
 	touch $@
+
+# Adds to each shipped lock the sha256 of every file of each pin on the package index (hosts
+# install with --require-hashes): the pins themselves stay as they are (--no-deps), markers too.
+lock-hashes: venv
+	for lock in files/airflow/requirements-*.lock; do \
+		$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --no-deps \
+			--generate-hashes --no-annotate --custom-compile-command "make lock-hashes" \
+			$$lock -o $$lock || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV)

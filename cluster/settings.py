@@ -77,6 +77,9 @@ SETTINGS: dict[str, Setting] = {
     "airflow_version": Setting(v.text, "Airflow version (picks its files/airflow/*.lock)."),
     "airflow_venv": Setting(v.absolute_path, "Symlink to the venv of the version in use."),
     "uv_version": Setting(v.plain_text, "uv release that installs the Airflow lock."),
+    "wheelhouse": Setting(
+        v.boolean, "Hosts install Airflow from wheels the control machine uploads, no index."
+    ),
     "parallelism": Setting(v.integer(1), "[core] parallelism per scheduler."),
     "max_active_tasks_per_dag": Setting(v.integer(1), "[core] max_active_tasks_per_dag."),
     "max_active_runs_per_dag": Setting(v.integer(1), "[core] max_active_runs_per_dag."),

@@ -91,11 +91,18 @@ airflow_version = "3.3.2"
 # the running one is left alone; a version change switches the symlink (tasks/airflow.py,
 # `python -m ops upgrade`). A process keeps the venv it started with.
 airflow_venv = "/opt/airflow/venv"
-# uv release that installs each Airflow lock into its venv (uv pip install --no-deps: no
-# resolution, bytecode compiled, wheels shared through uv's cache in /var/cache/airflow-cluster/uv,
-# so a second version installs in seconds). It is installed with pip into its own venv,
-# /opt/airflow-cluster/uv, and reaches PyPI through http_proxy and the system trust store.
+# uv release that installs each Airflow lock into its venv (uv pip install --no-deps
+# --require-hashes: no resolution, every file checked against the lock, bytecode compiled,
+# unpacked wheels shared through uv's cache in /var/cache/airflow-cluster/uv, so a second
+# version installs in seconds). The control machine takes its binary from uv's wheel for the
+# hosts' architecture and uploads it (/opt/airflow-cluster/uv-<version>).
 uv_version = "0.13.9"
+# True: the control machine downloads the lock's wheels for the hosts' platform once (cached in
+# .cache/wheelhouse, each checked against the lock's hashes) and uploads to each Airflow host
+# those it lacks (/var/cache/airflow-cluster/wheelhouse); hosts install with no package index at
+# all, so they need no route to one. False: each host downloads them itself from the index,
+# through http_proxy (the same hashes checked).
+wheelhouse = True
 # Task instances each scheduler lets run at once, across all DAGs ([core] parallelism).
 parallelism = 32
 # Task instances allowed to run at once within one DAG ([core] max_active_tasks_per_dag).

@@ -2,7 +2,8 @@
 another release with the same database schema), in the order Airflow requires:
 
 1. install X on every Airflow host into a venv of its own (<airflow_venv>-X, from the shipped
-   lock files/airflow/requirements-X.lock), beside the running one, all hosts at once;
+   lock files/airflow/requirements-X.lock, its wheels uploaded first with setting wheelhouse),
+   beside the running one, all hosts at once;
 2. stop every scheduler, DAG processor and triggerer; `airflow db migrate` once, with X; if it
    fails, start them again on the old version and stop here (operations/airflow_upgrade.py);
 3. switch the airflow_venv symlink to X on every Airflow host, and record
@@ -23,17 +24,20 @@ import hashlib
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
-from pyinfra.facts.files import Link, Sha256File
+from pyinfra.facts.files import FindFiles, Link, Sha256File
 
 from autoscaler import paths as autoscaler_paths
 from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.model import Cluster
+from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, bundle, unpack_commands, uv_path
+from cluster.wheelhouse import wheels_for
 from cluster.services import ROLE_UNITS, SCHEDULER_UNITS
 from facts.cluster_status import AutoscalerStatus
+from facts.python import SystemPython
 from operations import remote
 from operations.airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 
@@ -130,8 +134,9 @@ def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path, recor
         return
 
     say(f"1. installing Airflow {version} into {venv} on {len(hosts)} hosts")
-    failures = {n: e for n, e in session.each(
-        hosts, lambda name: _install(session, name, settings, version, venv, lock)).items() if e}
+    uploads = _wheel_uploads(session, hosts, lock) if settings["wheelhouse"] else {}
+    failures = {n: e for n, e in session.each(hosts, lambda name: _install(
+        session, name, settings, version, venv, lock, uploads.get(name))).items() if e}
     if failures:
         raise UpgradeError("install failed, nothing else changed: " + "; ".join(
             f"{n}: {e}" for n, e in failures.items()))
@@ -170,9 +175,25 @@ def _roll(session: Session, cluster: Cluster) -> None:
         _roll_worker(session, name)
 
 
-def _install(session: Session, name, settings, version, venv, lock: Path) -> str | None:
-    """Airflow `version` in `venv` on host `name` (as tasks/airflow.py installs it); None when
-    done, else the error."""
+def _wheel_uploads(session: Session, hosts, lock: Path) -> dict[str, Path | None]:
+    """Per host, the bundle of the lock's wheels it lacks (None: it has them all), as the
+    deploy uploads them (cluster/wheelhouse.py). One host after another: hosts of one
+    platform share the control machine's downloads."""
+    uploads = {}
+    for name in hosts:
+        platform = Platform.of(name, session.fact(name, SystemPython))
+        wheels = wheels_for(lock, platform)
+        present = {PurePosixPath(p).name
+                   for p in session.fact(name, FindFiles, path=WHEELHOUSE, maxdepth=1)}
+        missing = [wheel for wheel in wheels if wheel.name not in present]
+        uploads[name] = bundle(missing, wheels[0].parent) if missing else None
+    return uploads
+
+
+def _install(session: Session, name, settings, version, venv, lock: Path,
+             upload: Path | None) -> str | None:
+    """Airflow `version` in `venv` on host `name` (as tasks/airflow.py installs it), with the
+    wheels of `upload` added to its wheelhouse first; None when done, else the error."""
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if session.fact(name, Sha256File, path=installed_lock(venv)) == wanted:
         return None
@@ -182,8 +203,14 @@ def _install(session: Session, name, settings, version, venv, lock: Path) -> str
     commands = [
         f"chgrp {shlex.quote(settings['airflow_group'])} {remote_lock} && chmod 0644 {remote_lock}",
         f"[ -x {venv}/bin/python ] || python3 -m venv {venv}",
-        *install_commands(venv, remote_lock),
     ]
+    if upload:
+        commands.insert(0, f"mkdir -p -m 0700 {WHEELHOUSE}")
+        if not remote.put(session.state, session.host(name), str(upload), UPLOAD):
+            return "upload of the wheels failed"
+        commands += unpack_commands()
+    wheelhouse = WHEELHOUSE if settings["wheelhouse"] else None
+    commands += install_commands(venv, remote_lock, uv_path(settings["uv_version"]), wheelhouse)
     result = session.run(name, " && ".join(commands), timeout=1800)
     return None if result.ok else result.error
 

@@ -1,11 +1,14 @@
 """Airflow on every web, scheduler and worker host: install -> configure -> database.
 
 - Install: a root-owned virtualenv per Airflow version, <airflow_venv>-<airflow_version>,
-  filled from the pinned lock files/airflow/requirements-<airflow_version>.lock with
-  `uv pip install --no-deps --compile-bytecode` (uv_version, in a venv of its own), so every
-  node gets identical versions without Airflow's constraints file. The installed lock is kept
-  in the venv; uv runs again only when the lock differs from it. A new version's venv is
-  filled while the services run on the old one, mostly from uv's cache of the last one.
+  filled from the pinned, hashed lock files/airflow/requirements-<airflow_version>.lock with
+  `uv pip install --no-deps --require-hashes --compile-bytecode` (uv_version, its binary
+  uploaded by the control machine), so every node gets identical files without Airflow's
+  constraints file. With setting wheelhouse (the default) the wheels come from the control
+  machine too and the host installs with no package index (cluster/wheelhouse.py). The
+  installed lock is kept in the venv; uv runs again only when the lock differs from it. A new
+  version's venv is filled while the services run on the old one, mostly from uv's cache of
+  the last one.
 - Version: the symlink airflow_venv selects the venv in use. When it changes (an upgrade),
   every scheduler, DAG processor and triggerer is stopped, the database migrated with the new
   version (a failed migration starts them again on the old one and stops the run), the
@@ -36,26 +39,31 @@ own unit files changed, and only then.
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.files import Link, Sha256File
+from pyinfra.facts.files import File, FindFiles, Link, Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
-from cluster.airflow_lock import UV_ENV, UV_VENV, install_commands, installed_lock, lock_file
+from cluster.airflow_lock import UV_ENV, install_commands, installed_lock, lock_file
 from cluster.airflow_lock import versioned_venv
+from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, bundle, unpack_commands, uv_binary
+from cluster.wheelhouse import uv_path, wheels_for
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.errors import ClusterConfigError
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.services import SCHEDULER_UNITS
 from facts.airflow_venv import RunningVenvs
+from facts.python import SystemPython
 from operations import airflow_db
 from operations.files import validated_file
 from tasks.context import template_vars
 from tasks.packages import debian_packages
 
 UNIT_DIR = "/etc/systemd/system"
+# Where deploys before the shipped uv binary installed uv with pip.
+OLD_UV_VENV = "/opt/airflow-cluster/uv"
 DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airflow-cluster.conf.j2"
 
 
@@ -134,33 +142,67 @@ def _install(settings, tvars, venv) -> bool:
         group=settings["airflow_group"],
         mode="0644",
     )
-    _uv(settings, tvars)
+    uv = _uv(settings, tvars)
     pip.virtualenv(name="virtualenv", path=venv, python="python3", venv=True)
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if host.get_fact(Sha256File, path=installed_lock(venv)) == wanted:
         return False
+    if settings["wheelhouse"]:
+        _upload_wheels(lock)
     server.shell(
-        name=f"install Airflow {version} from the lock",
-        commands=install_commands(venv, remote_lock),
+        name=f"install Airflow {version} from the lock"
+        + (" (wheelhouse, no index)" if settings["wheelhouse"] else " (package index)"),
+        commands=install_commands(venv, remote_lock, uv,
+                                  WHEELHOUSE if settings["wheelhouse"] else None),
     )
     return True
 
 
-def _uv(settings, tvars) -> None:
-    """uv, which installs the lock (cluster/airflow_lock.py), and its environment."""
+def _platform() -> Platform:
+    return Platform.of(host.name, host.get_fact(SystemPython))
+
+
+def _uv(settings, tvars) -> str:
+    """uv, which installs the lock (cluster/airflow_lock.py), from the control machine, and
+    its environment; the path of its binary."""
     files.template(
-        name="uv's environment (proxy, trust store, cache)",
+        name="uv's environment (trust store, cache, proxy)",
         src="templates/etc/airflow-cluster/uv.env.j2",
         dest=UV_ENV,
         mode="0600",
         **tvars,
     )
-    pip.packages(
-        name=f"uv {settings['uv_version']}",
-        packages=[f"uv=={settings['uv_version']}"],
-        virtualenv=UV_VENV,
-        virtualenv_kwargs={"python": "python3", "venv": True},
+    uv = uv_path(settings["uv_version"])
+    # Versioned: present means this release (no checksum of 40 MB on every run).
+    if not host.get_fact(File, path=uv):
+        files.put(
+            name=f"uv {settings['uv_version']} (from the control machine)",
+            src=str(uv_binary(settings["uv_version"], _platform())),
+            dest=uv,
+            mode="0755",
+        )
+    files.directory(name="no uv venv (earlier deploys installed uv with pip)", path=OLD_UV_VENV,
+                    present=False)
+    return uv
+
+
+def _upload_wheels(lock) -> None:
+    """The lock's wheels this host lacks, from the control machine's wheelhouse
+    (cluster/wheelhouse.py): one tar, unpacked file by file into WHEELHOUSE."""
+    wheels = wheels_for(lock, _platform())
+    present = {PurePosixPath(p).name for p in host.get_fact(FindFiles, path=WHEELHOUSE,
+                                                              maxdepth=1)}
+    missing = [wheel for wheel in wheels if wheel.name not in present]
+    files.directory(name="wheelhouse", path=WHEELHOUSE, mode="0700")
+    if not missing:
+        return
+    files.put(
+        name=f"{len(missing)} wheels of {lock.name} (of {len(wheels)})",
+        src=str(bundle(missing, wheels[0].parent)),
+        dest=UPLOAD,
+        mode="0600",
     )
+    server.shell(name="wheels into the wheelhouse", commands=unpack_commands())
 
 
 def _configure(run, settings, tvars) -> bool:

@@ -12,11 +12,14 @@ proxy.
 """
 
 import json
-import re
+from urllib.parse import urlsplit
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from cluster.airflow_lock import UV, UV_ENV, lock_file, versioned_venv
+from cluster.airflow_lock import UV_ENV, locked_pins, lock_file, uv_install_command
+from cluster.airflow_lock import versioned_venv
+from cluster.wheelhouse import WHEELHOUSE, uv_path
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from lab.client import run_pyinfra, wait_for
@@ -121,26 +124,27 @@ def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
         assert got.stdout.strip().splitlines()[-1] == wanted[secret], f"[{section}] {key}"
 
 
-def pin(requirement: str) -> str:
-    """name==version with the name normalized (PEP 503: prompt_toolkit is prompt-toolkit)."""
-    name, version = requirement.strip().split("==")
-    return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}"
+def pins_of_lock(version: str) -> set[str]:
+    """name==version of every pin of the shipped lock (all apply on Debian 12's Python)."""
+    return {f"{pin.name}=={pin.version}" for pin in locked_pins(lock_file(version))}
+
+
+def frozen(host, uv: str, python: str) -> set[str]:
+    """name==version (PEP 503 names) of what uv finds in the venv of `python`; pip and
+    setuptools, which come with the venv module, left out."""
+    done = host.run(f"{uv} pip freeze --python {python}")
+    assert done.rc == 0, done.stderr
+    pins = {f"{canonicalize_name(n)}=={v}" for n, v in (l.split("==") for l in done.stdout.split())}
+    return {p for p in pins if not p.startswith(("pip==", "setuptools=="))}
 
 
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
 def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy, name):
     host, settings = ssh(name), data(name)
     venv = versioned_venv(settings.airflow_venv, settings.airflow_version)
-    python = f"{venv}/bin/python"
-    lines = lock_file(settings.airflow_version).read_text().splitlines()
-    lock = {pin(line.split(";")[0]) for line in lines if line.strip() and line[0] != "#"}
-    frozen = host.run(f"{UV} pip freeze --python {python}")
-    assert frozen.rc == 0, frozen.stderr
-    installed = {pin(line) for line in frozen.stdout.split()}
-    # pip (and setuptools) come with the venv module; everything else is the lock.
-    assert {p for p in installed - lock if not p.startswith(("pip==", "setuptools=="))} == set()
-    assert lock - installed == set()
-    assert host.run(f"{UV} pip check --python {python}").rc == 0
+    python, uv = f"{venv}/bin/python", uv_path(settings.uv_version)
+    assert frozen(host, uv, python) == pins_of_lock(settings.airflow_version)
+    assert host.run(f"{uv} pip check --python {python}").rc == 0
     installer = host.run(f"cat {venv}/lib/python3*/site-packages/apache_airflow-*.dist-info/INSTALLER")
     assert installer.stdout.strip() == "uv"
     # Compiled ahead: the airflow user cannot write bytecode into the root-owned venv.
@@ -148,6 +152,42 @@ def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy
     assert "__init__.cpython-" in compiled.stdout, compiled.stderr
     env = host.file(UV_ENV)
     assert (env.user, env.mode) == ("root", 0o600)
+    # Setting wheelhouse (on in the lab): uv is told no proxy, the wheels are on the host.
+    assert settings.wheelhouse and "PROXY" not in env.content_string
+    wheels = host.run(f"ls {WHEELHOUSE}").stdout.split()
+    assert len(wheels) >= len(pins_of_lock(settings.airflow_version))
+    # uv came from the control machine: no uv venv, no pip involved.
+    assert host.file(uv).mode == 0o755 and not host.file("/opt/airflow-cluster/uv").exists
+
+
+def test_a_host_with_no_route_to_the_index_installs_from_the_wheelhouse(airflow_deploy):
+    """The proof of setting wheelhouse: a worker whose way to the package index (the lab's
+    proxy, its only one) is cut installs the lock into a new venv with the deploy's own
+    command and an empty uv cache, from the wheels the deploy uploaded."""
+    name = CLUSTER.groups["worker"][-1]
+    host, settings = ssh(name), data(name)
+    proxy = urlsplit(settings.http_proxy)
+    version = settings.airflow_version
+    scratch, cache = "/root/wheelhouse-proof", "/root/wheelhouse-proof-cache"
+    # A policy-routing rule drops exactly TCP to the proxy's port (the control machine's SSH
+    # comes from the same address).
+    rule = f"to {proxy.hostname} ipproto tcp dport {proxy.port} blackhole"
+    cut = f"ip rule add {rule}"
+    assert host.run(cut).rc == 0
+    try:
+        reach = host.run(f"timeout 5 bash -c '</dev/tcp/{proxy.hostname}/{proxy.port}'")
+        assert reach.rc != 0, "the proxy is still reachable: the route is not cut"
+        python, uv = f"{scratch}/bin/python", uv_path(settings.uv_version)
+        install = uv_install_command(uv, python,
+                                     f"{settings.airflow_home}/requirements-{version}.lock",
+                                     WHEELHOUSE)
+        done = host.run(f"rm -rf {scratch} {cache} && python3 -m venv {scratch} && "
+                        f". {UV_ENV} && UV_CACHE_DIR={cache} {install}")
+        assert done.rc == 0, done.stderr
+        assert frozen(host, uv, python) == pins_of_lock(version)
+    finally:
+        host.run(f"ip rule del {rule}")
+        host.run(f"rm -rf {scratch} {cache}")
 
 
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.airflow_lock import lock_file
+from cluster.airflow_lock import locked_pins, lock_file, shipped_versions
 from cluster.database import celery_result_backend, sql_alchemy_conn
 from cluster.broker import broker_url, transport_options
 from cluster.errors import ClusterConfigError
@@ -49,29 +49,43 @@ def run_python(python, code, *args, env=None):
 # --- the lock ---------------------------------------------------------------------------------
 
 
-def lock_requirements():
-    """(name, version, marker or None) of every requirement line of the shipped lock."""
-    out = []
-    for line in lock_file(SETTINGS_OF_ALL["airflow_version"]).read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            pin, _, marker = line.partition(";")
-            name, _, version = pin.strip().partition("==")
-            out.append((name, version, marker.strip() or None))
-    return out
+def lock_pins():
+    return locked_pins(lock_file(SETTINGS_OF_ALL["airflow_version"]))
 
 
 def test_shipped_lock_pins_the_version_and_the_working_celery():
-    requirements = lock_requirements()
-    pins = {name: version for name, version, _ in requirements}
+    pins = {pin.name: pin.version for pin in lock_pins()}
     assert pins["apache-airflow"] == SETTINGS_OF_ALL["airflow_version"]
     # Celery 5.7 / kombu 5.7 break the celery provider 3.26.0 (docs/architecture.md).
     assert (pins["celery"], pins["kombu"]) == ("5.6.3", "5.6.2")
     for provider in ("celery", "postgres", "redis", "fab"):
         assert f"apache-airflow-providers-{provider}" in pins
-    # Every requirement is an exact pin: pip installs them with --no-deps, nothing is resolved.
-    assert all(version and "=" not in version for _, version, _ in requirements)
     # Debian 12's python3 is 3.11.2: redis needs async-timeout there (not in a 3.11.7 freeze).
-    assert ("async-timeout", "5.0.1", 'python_full_version < "3.11.3"') in requirements
+    markers = {pin.name: str(pin.marker) for pin in lock_pins() if pin.marker}
+    assert markers == {"async-timeout": 'python_full_version < "3.11.3"'}
+    assert pins["async-timeout"] == "5.0.1"
+    # Every pin carries the hashes of its files: hosts install with --require-hashes.
+    assert all(pin.hashes for pin in lock_pins())
+
+
+def test_every_shipped_lock_parses_as_pins_with_hashes():
+    for version in shipped_versions():
+        pins = locked_pins(lock_file(version))
+        assert len({pin.name for pin in pins}) == len(pins) > 100
+        assert all(len(h) == 64 for pin in pins for h in pin.hashes)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("celery>=5.6", "not a pin"),
+    ("celery[redis]==5.6.3", "not a pin"),
+    ("celery @ https://example.invalid/celery.whl", "not a pin"),
+    ("-e .", "not a requirement"),
+])
+def test_a_lock_line_that_is_not_an_exact_pin_is_refused(tmp_path, line, message):
+    lock = tmp_path / "requirements-1.0.lock"
+    lock.write_text(f"apache-airflow==1.0\n{line}\n")
+    with pytest.raises(ClusterConfigError, match=message):
+        locked_pins(lock)
 
 
 def test_lock_of_an_unknown_version_is_refused():
@@ -87,19 +101,18 @@ def test_airflow_venv_matches_the_lock(airflow_python):
         """
         import json, sys
         from importlib.metadata import distributions
-        from packaging.markers import default_environment
+        from packaging.markers import Marker, default_environment
         from packaging.requirements import Requirement
-        norm = lambda name: name.lower().replace("_", "-")
+        from packaging.utils import canonicalize_name as norm
         installed = {norm(d.metadata["Name"]): d.version for d in distributions()}
         wanted, debian = {}, {}
-        for line in open(sys.argv[1]).read().splitlines():
-            if line.strip() and not line.startswith("#"):
-                req = Requirement(line)
-                if req.marker is None or req.marker.evaluate():
-                    wanted[norm(req.name)] = str(req.specifier).lstrip("=")
-                debian_env = {**default_environment(), "python_full_version": "3.11.2"}
-                if req.marker is None or req.marker.evaluate(debian_env):
-                    debian[norm(req.name)] = True
+        for name, version, marker in json.loads(sys.argv[1]):
+            marker = Marker(marker) if marker else None
+            if marker is None or marker.evaluate():
+                wanted[name] = version
+            debian_env = {**default_environment(), "python_full_version": "3.11.2"}
+            if marker is None or marker.evaluate(debian_env):
+                debian[name] = True
         # What the locked packages require on Debian's Python, extras aside.
         env = {**default_environment(), "python_full_version": "3.11.2", "extra": ""}
         needed = sorted(
@@ -113,7 +126,8 @@ def test_airflow_venv_matches_the_lock(airflow_python):
             "missing_on_debian": needed,
         }))
         """,
-        str(lock_file(SETTINGS_OF_ALL["airflow_version"])),
+        json.dumps([(pin.name, pin.version, pin.marker and str(pin.marker))
+                    for pin in lock_pins()]),
     )
     result = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
     assert result["differ"] == {}
