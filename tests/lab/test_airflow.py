@@ -169,9 +169,9 @@ def test_a_host_with_no_route_to_the_index_installs_from_the_wheelhouse(airflow_
     proxy = urlsplit(settings.http_proxy)
     version = settings.airflow_version
     scratch, cache = "/root/wheelhouse-proof", "/root/wheelhouse-proof-cache"
-    # A policy-routing rule drops exactly TCP to the proxy's port (the control machine's SSH
-    # comes from the same address).
-    rule = f"to {proxy.hostname} ipproto tcp dport {proxy.port} blackhole"
+    # A policy-routing rule drops exactly TCP (protocol 6) to the proxy's port: the control
+    # machine's SSH comes from the same address.
+    rule = f"to {proxy.hostname} ipproto 6 dport {proxy.port} blackhole"
     cut = f"ip rule add {rule}"
     assert host.run(cut).rc == 0
     try:
