@@ -4,7 +4,9 @@ pyinfra executes this file once per host. The first execution prepares the run o
 control machine (cluster/run.py: the validated model, the secrets, the TLS material), so a
 bad inventory or a bad secret stops the run with one message before any operation is added
 and nothing on any host changes; the others reuse it. Roles run in dependency order, each
-gated on the host's groups.
+gated on the host's groups. pyinfra runs each operation on all its hosts at once, in the
+order of this file: so every package of every role is installed in one apt run per host
+(tasks/packages.py), and the Airflow install comes right after it.
 """
 
 import os
@@ -19,15 +21,19 @@ PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 run = prepare_once(inventory, PROJECT_DIR)
 
 common.apply(run)
+airflow_host = bool(set(airflow.AIRFLOW_GROUPS) & set(host.groups))
+# The slow step first, on every Airflow host at once: it needs nothing from the other roles.
+if airflow_host:
+    airflow_install = airflow.install(run)
 if "postgres" in host.groups:
     postgres.apply(run)
 if "redis" in host.groups:
     redis.apply(run)
-# Airflow: install, airflow.cfg, DAGs and (on one host) the database migration, on every
-# Airflow host before any Airflow service (re)starts; then each role's services, in the order
-# an upgrade needs: schedulers, API servers, workers.
-if set(airflow.AIRFLOW_GROUPS) & set(host.groups):
-    airflow_changes = airflow.apply(run)
+# Airflow: airflow.cfg, DAGs and (on one host) the database migration, on every Airflow host
+# before any Airflow service (re)starts; then each role's services, in the order an upgrade
+# needs: schedulers, API servers, workers.
+if airflow_host:
+    airflow_changes = airflow.apply(run, airflow_install)
     if "scheduler" in host.groups:
         scheduler.apply(run, airflow_changes)
     if "web" in host.groups:

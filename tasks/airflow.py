@@ -1,4 +1,5 @@
-"""Airflow on every web, scheduler and worker host: install -> configure -> database.
+"""Airflow on every web, scheduler and worker host: install (early in the run, `install`) ->
+configure -> database (`apply`).
 
 - Install: a root-owned virtualenv per Airflow version, <airflow_venv>-<airflow_version>,
   filled from the pinned, hashed lock files/airflow/requirements-<airflow_version>.lock with
@@ -59,7 +60,6 @@ from facts.python import SystemPython
 from operations import airflow_db
 from operations.files import validated_file
 from tasks.context import template_vars
-from tasks.packages import debian_packages
 
 UNIT_DIR = "/etc/systemd/system"
 # Where deploys before the shipped uv binary installed uv with pip.
@@ -83,8 +83,24 @@ class Changes:
         return self.install or self.config or self.plugins
 
 
-@deploy("Airflow")
-def apply(run) -> Changes:
+@dataclass(frozen=True)
+class Install:
+    """What `install` found and did on the host."""
+
+    venv: str
+    # The symlink airflow_venv moves to `venv` in this run; `upgrade`: from another version.
+    switch: bool
+    upgrade: bool
+    # uv (re)filled `venv` in this run.
+    installed: bool
+    # Processes still run from another venv (a run that stopped after the switch).
+    stale: bool
+
+
+@deploy("Airflow install")
+def install(run) -> Install:
+    """The slow step, on every Airflow host at once right after the common role (deploy.py):
+    it needs no other role."""
     tvars = template_vars(run)
     settings = tvars["settings"]
     venv = versioned_venv(settings["airflow_venv"], settings["airflow_version"])
@@ -94,9 +110,16 @@ def apply(run) -> Changes:
     upgrade = switch and in_use is not None
     if upgrade:
         _refuse_partial_upgrade(run, settings, in_use)
-    # Processes still on another venv (a run that stopped after the switch): restart them.
     stale = any(v != venv for v in host.get_fact(RunningVenvs, link=settings["airflow_venv"]))
     installed = _install(settings, tvars, venv)
+    return Install(venv=venv, switch=switch, upgrade=upgrade, installed=installed, stale=stale)
+
+
+@deploy("Airflow")
+def apply(run, install: Install) -> Changes:
+    tvars = template_vars(run)
+    settings = tvars["settings"]
+    venv, switch = install.venv, install.switch
     configured = _configure(run, settings, tvars)
     if {"scheduler", "worker"} & set(host.groups):
         _dags(run.cluster.dags, settings)
@@ -104,7 +127,7 @@ def apply(run) -> Changes:
     # the git provider imports, needs the git program.
     configured = _git_access(run, settings) or configured
     plugins = _plugins(run.cluster.dags, settings)
-    _database(run, venv, reinstalled=installed or switch, upgrade=upgrade)
+    _database(run, venv, reinstalled=install.installed or switch, upgrade=install.upgrade)
     if switch:
         files.link(
             name=f"Airflow {settings['airflow_version']} in use ({settings['airflow_venv']})",
@@ -113,7 +136,8 @@ def apply(run) -> Changes:
             # A venv directory of an older deploy is moved aside (<path>.<timestamp>).
             force=True,
         )
-    return Changes(install=switch or installed or stale, config=configured, plugins=plugins)
+    return Changes(install=switch or install.installed or install.stale, config=configured,
+                   plugins=plugins)
 
 
 def _refuse_partial_upgrade(run, settings, in_use) -> None:
@@ -307,8 +331,7 @@ def _git_access(run, settings) -> bool:
         files.directory(name="no Git DAG bundle: no deploy key", path=HOST_GIT_DIR,
                         present=False)
         return False
-    # GitPython runs git, which runs ssh.
-    debian_packages("git and ssh (Git DAG bundle)", ["git", "openssh-client"])
+    # git and ssh: installed with the host's packages (tasks/packages.py).
     group = settings["airflow_group"]
     files.directory(name="Git DAG bundle credentials", path=HOST_GIT_DIR, user="root",
                     group=group, mode="0750")

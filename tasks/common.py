@@ -1,14 +1,16 @@
-"""Base of every host: proxy and CA trust for apt and pip, base packages, kernel settings,
-the cluster's names in /etc/hosts, and the airflow system user with its directories."""
+"""Base of every host: proxy and CA trust for apt and pip, the packages of all its roles
+(tasks/packages.py), kernel settings, the cluster's names in /etc/hosts, and the airflow
+system user with its directories."""
 
 from pathlib import Path
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from tasks.context import template_vars
-from tasks.packages import debian_packages
+from tasks.packages import debian_packages, host_packages
 
 CA_DIR = "/usr/local/share/ca-certificates"
 
@@ -18,7 +20,7 @@ def apply(run):
     tvars = template_vars(run)
     settings = tvars["settings"]
     _package_access(settings, tvars)
-    _base_packages(settings)
+    _packages(run, settings)
     _extra_ca_certs(settings)
     _kernel_settings(settings, tvars)
     _cluster_hosts(run.cluster)
@@ -46,8 +48,10 @@ def _package_access(settings, tvars):
     )
 
 
-def _base_packages(settings):
-    debian_packages("base packages", settings["base_packages"])
+def _packages(run, settings):
+    """Every package of the host's roles, in one apt run on every host at once."""
+    debian_packages("packages of the host's roles (one apt run)",
+                    host_packages(run, host.groups, settings))
 
 
 def _extra_ca_certs(settings):

@@ -27,7 +27,6 @@ from cluster.paths import PROJECT_DIR
 from facts.network import InterfaceOfAddress
 from operations.files import validated_file
 from tasks.context import template_vars
-from tasks.packages import debian_packages
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
 KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
@@ -50,7 +49,6 @@ def apply(run):
     tvars = template_vars(run)
     settings = tvars["settings"]
     use_keepalived = run.cluster.lb_vip is not None
-    _packages(use_keepalived)
     haproxy_changes = _haproxy(tvars, run.tls)
     _haproxy_service(haproxy_changes)
     if use_keepalived:
@@ -67,13 +65,6 @@ def render(template, tvars) -> str:
 
 
 # --- HAProxy ----------------------------------------------------------------------------------
-
-
-def _packages(use_keepalived):
-    # netcat-openbsd: how the rolling restarts and `ops status` talk to HAProxy's runtime
-    # socket (operations/haproxy.py).
-    packages = ["haproxy", "netcat-openbsd"] + (["keepalived"] if use_keepalived else [])
-    debian_packages("packages", packages)
 
 
 def _haproxy(tvars, tls_files):

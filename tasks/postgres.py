@@ -14,10 +14,10 @@ from pyinfra.operations import files, postgres, systemd
 from cluster.passwords import scram_verifier, scram_verifier_matches
 from facts.postgres import RolePasswordVerifier
 from tasks.context import template_vars
-from tasks.packages import debian_packages
+from tasks.packages import POSTGRES_VERSION
 
 # Debian 12's PostgreSQL.
-VERSION = 15
+VERSION = POSTGRES_VERSION  # its package: tasks/packages.py
 CONFIG_DIR = f"/etc/postgresql/{VERSION}/main"
 TEMPLATES = f"templates/etc/postgresql/{VERSION}/main"
 # The cluster's own unit (postgresql.service only starts and stops every cluster).
@@ -29,9 +29,6 @@ AS_POSTGRES = {"_su_user": "postgres"}
 def apply(run):
     tvars = template_vars(run)
     database = run.cluster.database
-    packages = [f"postgresql-{VERSION}"]
-    debian_packages("PostgreSQL", packages)
-
     settings_file = files.template(
         name="PostgreSQL settings (listen address, port, max_connections)",
         src=f"{TEMPLATES}/conf.d/airflow-cluster.conf.j2",

@@ -59,11 +59,8 @@ from operations.redis import (
     sentinel_monitors,
 )
 from tasks.context import template_vars
-from tasks.packages import debian_packages
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# redis-tools is redis-cli: the facts and operations use it.
-PACKAGES = ["redis-server", "redis-sentinel", "redis-tools"]
 OWNED_DIR = "/etc/redis/airflow-cluster"
 UNIT_OVERRIDE = "/etc/systemd/system/redis-server.service.d/airflow-cluster.conf"
 # The first line of every file the deploy writes; a runtime file without it was never seeded.
@@ -96,7 +93,6 @@ def apply(run):
     server = endpoint("127.0.0.1", settings["redis_port"])
     sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
 
-    debian_packages("redis-server, redis-sentinel and redis-cli", PACKAGES)
     # Readable by Redis, writable by root only; setgid like /etc/redis (Debian's 2770), which
     # it inherits: a plain 0750 would never match and be re-applied on every run.
     files.directory(

@@ -215,3 +215,27 @@ def test_every_custom_fact_and_operation_has_fixtures():
                 if is_fact or is_op:
                     wanted.add(f"{source.stem}.{name}")
     assert wanted and wanted <= tested, f"no fixtures for {sorted(wanted - tested)}"
+
+
+def test_admin_user_reuses_the_status_migrated_read_when_nothing_was_migrated():
+    """One database check per run (each imports Airflow on the host): the fact answers once;
+    a second question would fail the fixture host."""
+    from operations.airflow_db import admin_user, conn_sha256, migrated
+    from cluster.passwords import make_password_hash
+
+    conn = "postgresql+psycopg2://airflow:pw@db1:5432/airflow"
+    status = {"db": "current", "conn_sha256": conn_sha256(conn),
+              "admin_password_hash": make_password_hash("admin-PW")}
+    key = "admin_user=admin, python=/opt/airflow/venv/bin/python"
+    host = FakeHost("web1", {"airflow_db.AirflowDbStatus": {key: {"$answers": [status]}}})
+    python = "/opt/airflow/venv/bin/python"
+    with ctx_state.use(FakeState()), ctx_host.use(host):
+        assert parse_commands(migrated._inner(on="web1", python=python, admin_user="admin",
+                                              conn=conn, reinstalled=False)) == []
+        assert parse_commands(admin_user._inner(on="web1", python=python, user="admin",
+                                                email="a@b.c", password="admin-PW")) == []
+        assert host.noop_description == "admin user 'admin' has the secrets file's password"
+        # Once used, it is gone: the next run asks again (and the fixture has no answer left).
+        with pytest.raises(AssertionError, match="asked more often"):
+            parse_commands(admin_user._inner(on="web1", python=python, user="admin",
+                                             email="a@b.c", password="admin-PW"))
