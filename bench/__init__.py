@@ -4,6 +4,7 @@
     python -m bench.failover     Redis broker failover drills
     python -m bench.lb_failover  load balancer (VIP) failover drills
     python -m bench.airflow      Airflow install, re-run and trigger latency
+    python -m bench.deploy       cold deploys (wheelhouse vs. index), no-change re-runs, 20 hosts
     python -m bench.dag_delivery seconds until a shipped or pushed DAG is live
     python -m bench.autoscale    a burst of tasks autoscaled vs. fixed at the minimum
     python -m bench.drills       fault drills: a host lost per tier, a partition, a power cut

@@ -34,8 +34,8 @@ configure -> database (`apply`).
   every Airflow host's sequence of operations (operations/airflow_db.py), so no service anywhere
   (re)starts before they are done.
 
-The role tasks restart their services when `Changes.any` (venv, config or plugins) or their
-own unit files changed, and only then.
+The role tasks restart their services when the venv, the config or the plugins
+(`Changes.restart_if`) or their own unit files changed, and only then.
 """
 
 import hashlib
@@ -69,18 +69,22 @@ DROP_IN_TEMPLATE = "templates/etc/systemd/system/airflow-UNIT.service.d/10-airfl
 
 @dataclass(frozen=True)
 class Changes:
-    """What this run changes under every Airflow service of the host (known before it runs)."""
+    """What this run changes under every Airflow service of the host: the install, known
+    before the run, and the operations whose changes restart every service, asked when the
+    run gets there (pyinfra's `_if`: no file is compared twice, nor while preparing)."""
 
     # The venv in use changes (a new version, or its lock reinstalled), or some process still
     # runs from another one.
     install: bool
-    config: bool
-    # Plugins are loaded when a process starts: every Airflow service restarts for them.
-    plugins: bool
+    # airflow.cfg, the environment, the lb CA, the Git credentials; plugins are loaded when a
+    # process starts: every Airflow service restarts for them too.
+    operations: tuple
 
-    @property
-    def any(self) -> bool:
-        return self.install or self.config or self.plugins
+    def restart_if(self, *own):
+        """`_if` of a service's restart: the install, or any of these operations or its
+        `own` (its unit files, say) changed something on the host."""
+        install, operations = self.install, (*self.operations, *own)
+        return lambda: install or any(op.did_change() for op in operations)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def apply(run, install: Install) -> Changes:
         _dags(run.cluster.dags, settings)
     # Every Airflow host: all of them read the bundle list (airflow.cfg), and GitPython, which
     # the git provider imports, needs the git program.
-    configured = _git_access(run, settings) or configured
+    configured += _git_access(run, settings)
     plugins = _plugins(run.cluster.dags, settings)
     _database(run, venv, reinstalled=install.installed or switch, upgrade=install.upgrade)
     if switch:
@@ -136,8 +140,8 @@ def apply(run, install: Install) -> Changes:
             # A venv directory of an older deploy is moved aside (<path>.<timestamp>).
             force=True,
         )
-    return Changes(install=switch or install.installed or install.stale, config=configured,
-                   plugins=plugins)
+    return Changes(install=switch or install.installed or install.stale,
+                   operations=(*configured, plugins))
 
 
 def _refuse_partial_upgrade(run, settings, in_use) -> None:
@@ -182,8 +186,14 @@ def _install(settings, tvars, venv) -> bool:
     return True
 
 
+_PLATFORMS: dict[str, Platform] = {}
+
+
 def _platform() -> Platform:
-    return Platform.of(host.name, host.get_fact(SystemPython))
+    """The host's Python platform, asked once per run (for uv's binary and the wheels)."""
+    if host.name not in _PLATFORMS:
+        _PLATFORMS[host.name] = Platform.of(host.name, host.get_fact(SystemPython))
+    return _PLATFORMS[host.name]
 
 
 def _uv(settings, tvars) -> str:
@@ -229,7 +239,7 @@ def _upload_wheels(lock) -> None:
     server.shell(name="wheels into the wheelhouse", commands=unpack_commands())
 
 
-def _configure(run, settings, tvars) -> bool:
+def _configure(run, settings, tvars) -> tuple:
     home, group = settings["airflow_home"], settings["airflow_group"]
     config = files.template(
         name="airflow.cfg (holds secrets: 0640)",
@@ -266,7 +276,7 @@ def _configure(run, settings, tvars) -> bool:
         mode="0750",
         **tvars,
     )
-    return config.will_change or ca.will_change or environment.will_change
+    return (config, ca, environment)
 
 
 def _lb_ca(ca, settings):
@@ -314,23 +324,22 @@ def _dags(dags: DagSources, settings):
     _synced("DAGs (dags_dir)", dags.dags_dir, f"{settings['airflow_home']}/dags", settings)
 
 
-def _plugins(dags: DagSources, settings) -> bool:
-    """plugins_dir on every Airflow host; True when a plugin changes (services restart)."""
-    plugins = _synced(
+def _plugins(dags: DagSources, settings):
+    """plugins_dir on every Airflow host; when a plugin changes, services restart."""
+    return _synced(
         "plugins (plugins_dir)", dags.plugins_dir, f"{settings['airflow_home']}/plugins", settings
     )
-    return plugins.will_change
 
 
-def _git_access(run, settings) -> bool:
+def _git_access(run, settings) -> tuple:
     """What the Airflow processes need to read dags_git_url: git, and over SSH the key and the
     Git server's host keys (cluster/dag_sources.py); each file gone when not needed any more.
-    True when a file the running processes read changes."""
+    The operations on files the running processes read."""
     git = run.cluster.dags.git
     if git is None:
         files.directory(name="no Git DAG bundle: no deploy key", path=HOST_GIT_DIR,
                         present=False)
-        return False
+        return ()
     # git and ssh: installed with the host's packages (tasks/packages.py).
     group = settings["airflow_group"]
     files.directory(name="Git DAG bundle credentials", path=HOST_GIT_DIR, user="root",
@@ -347,7 +356,7 @@ def _git_access(run, settings) -> bool:
                                 dest=HOST_GIT_KNOWN_HOSTS, mode="0644")
     else:
         files.file(name="no pinned Git host keys", path=HOST_GIT_KNOWN_HOSTS, present=False)
-    return any(op.will_change for op in (key, known_hosts) if op is not None)
+    return tuple(op for op in (key, known_hosts) if op is not None)
 
 
 def database_host() -> str | None:
@@ -387,9 +396,9 @@ def _database(run, venv, reinstalled, upgrade):
 # --- helpers of the role tasks (web, scheduler, worker) -------------------------------------
 
 
-def unit_files(unit, tvars, template=None) -> bool:
-    """Render /etc/systemd/system/<unit> and its drop-in (user, environment, sandbox);
-    True when either will change."""
+def unit_files(unit, tvars, template=None) -> tuple:
+    """Render /etc/systemd/system/<unit> and its drop-in (user, environment, sandbox); the
+    two operations."""
     unit_op = files.template(
         name=f"unit {unit}",
         src=template or f"templates/etc/systemd/system/{unit}.j2",
@@ -405,20 +414,21 @@ def unit_files(unit, tvars, template=None) -> bool:
         mode="0644",
         **tvars,
     )
-    return unit_op.will_change or drop_in.will_change
+    return (unit_op, drop_in)
 
 
-def service(unit, restart: bool):
-    """`unit` running and enabled. With `restart` (its config, the lock, a plugin or its unit files
-    change in this run): reloaded into systemd and restarted first, one host at a time; the
-    API server and scheduler units start only once healthy, so that is a rolling restart."""
-    if restart:
-        systemd.service(
-            name=f"{unit} restarted (config, lock, plugins or unit changed), one host at a time",
-            service=unit,
-            running=True,
-            restarted=True,
-            daemon_reload=True,
-            _serial=True,
-        )
+def service(unit, restart_if):
+    """`unit` running and enabled. When `restart_if()` (its config, the lock, a plugin or its
+    unit files changed in this run: Changes.restart_if): reloaded into systemd and restarted
+    first, one host at a time; the API server and scheduler units start only once healthy, so
+    that is a rolling restart."""
+    systemd.service(
+        name=f"{unit} restarted if its config, lock, plugins or unit changed, one host at a time",
+        service=unit,
+        running=True,
+        restarted=True,
+        daemon_reload=True,
+        _serial=True,
+        _if=restart_if,
+    )
     systemd.service(name=f"{unit} running and enabled", service=unit, running=True, enabled=True)

@@ -18,5 +18,4 @@ def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     # host.loop: each unit's operations keep their own identity across hosts.
     for unit in host.loop(SCHEDULER_UNITS):
-        changed = airflow.unit_files(unit, tvars)
-        airflow.service(unit, restart=changes.any or changed)
+        airflow.service(unit, changes.restart_if(*airflow.unit_files(unit, tvars)))

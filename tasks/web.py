@@ -21,15 +21,15 @@ from tasks.context import template_vars
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     settings = tvars["settings"]
-    changed = airflow.unit_files(API_SERVER, tvars)
-    if changes.any or changed:
-        api_server.restarted_drained(
-            name=f"{API_SERVER} restarted (drained in HAProxy), one host at a time",
-            unit=API_SERVER,
-            lb_hosts=list(run.cluster.groups["lb"]),
-            drain_timeout=settings["api_drain_timeout"],
-            up_timeout=settings["api_start_timeout"],
-            _serial=True,
-        )
+    api_server.restarted_drained(
+        name=f"{API_SERVER} restarted (drained in HAProxy) if its config, lock, plugins or unit "
+        "changed, one host at a time",
+        unit=API_SERVER,
+        lb_hosts=list(run.cluster.groups["lb"]),
+        drain_timeout=settings["api_drain_timeout"],
+        up_timeout=settings["api_start_timeout"],
+        _serial=True,
+        _if=changes.restart_if(*airflow.unit_files(API_SERVER, tvars)),
+    )
     systemd.service(name=f"{API_SERVER} running and enabled", service=API_SERVER, running=True,
                     enabled=True)

@@ -24,19 +24,18 @@ from tasks.context import template_vars
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     tvars["autoscaler"] = autoscaler_vars(run, tvars["settings"])
-    logs_changed = airflow.unit_files(LOG_SERVER, tvars)
-    airflow.service(LOG_SERVER, restart=changes.any or logs_changed)
-    worker_changed = airflow.unit_files(WORKER_TEMPLATE, tvars)
+    airflow.service(LOG_SERVER, changes.restart_if(*airflow.unit_files(LOG_SERVER, tvars)))
+    restart_if = changes.restart_if(*airflow.unit_files(WORKER_TEMPLATE, tvars))
     _instances_not_enabled()
-    if changes.any or worker_changed:
-        systemd.daemon_reload(name="systemd reloaded (worker unit changed)")
-        server.shell(
-            name="running worker instances restarted (warm stop; config, lock, plugins or "
-            "unit changed), one host at a time",
-            # try-restart: only the instances that run; the autoscaler owns the count.
-            commands=[f"systemctl try-restart '{WORKER_INSTANCES}'"],
-            _serial=True,
-        )
+    systemd.daemon_reload(name="systemd reloaded if the worker unit changed", _if=restart_if)
+    server.shell(
+        name="running worker instances restarted if their config, lock, plugins or unit "
+        "changed (warm stop), one host at a time",
+        # try-restart: only the instances that run; the autoscaler owns the count.
+        commands=[f"systemctl try-restart '{WORKER_INSTANCES}'"],
+        _serial=True,
+        _if=restart_if,
+    )
     _autoscaler(tvars, changes)
 
 
@@ -102,12 +101,14 @@ def _autoscaler(tvars, changes: airflow.Changes) -> None:
         **tvars,
     )
     # It runs on the Airflow venv's Kombu and Celery: a new venv restarts it too.
-    changed = package.will_change or config.will_change or command.will_change or changes.install
+    install = changes.install
     systemd.service(
-        name=f"{AUTOSCALER} running and enabled",
+        name=f"{AUTOSCALER} restarted if its code, settings, unit or the venv changed",
         service=AUTOSCALER,
         running=True,
-        enabled=True,
-        restarted=changed or unit.will_change,
-        daemon_reload=unit.will_change,
+        restarted=True,
+        daemon_reload=True,
+        _if=lambda: install or any(op.did_change() for op in (package, config, command, unit)),
     )
+    systemd.service(name=f"{AUTOSCALER} running and enabled", service=AUTOSCALER, running=True,
+                    enabled=True)
