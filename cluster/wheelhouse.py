@@ -22,7 +22,7 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
@@ -194,6 +194,17 @@ def uv_binary(uv_version: str, platform: Platform, cache: Path = CACHE) -> Path:
     Path(out.name).chmod(0o755)
     Path(out.name).rename(binary)  # whole or not at all
     return binary
+
+
+def missing_upload(lock: Path, platform: Platform, on_host: list[str],
+                   cache: Path = CACHE) -> tuple[int, Path | None]:
+    """For a host whose WHEELHOUSE holds the files `on_host` (paths, as pyinfra's FindFiles
+    answers): how many wheels the lock has for it, and the bundle of those it lacks (None: it
+    has them all). The deploy and `ops upgrade` both upload this."""
+    wheels = wheels_for(lock, platform, cache)
+    present = {PurePosixPath(path).name for path in on_host}
+    missing = [wheel for wheel in wheels if wheel.name not in present]
+    return len(wheels), (bundle(missing, wheels[0].parent) if missing else None)
 
 
 def bundle(wheels: list[Path], folder: Path) -> Path:

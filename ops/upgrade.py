@@ -24,7 +24,7 @@ import hashlib
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import click
 from pyinfra.facts.files import FindFiles, Link, Sha256File
@@ -33,8 +33,8 @@ from autoscaler import paths as autoscaler_paths
 from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.model import Cluster
-from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, bundle, unpack_commands, uv_path
-from cluster.wheelhouse import wheels_for
+from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unpack_commands
+from cluster.wheelhouse import uv_path
 from cluster.services import ROLE_UNITS, SCHEDULER_UNITS
 from facts.cluster_status import AutoscalerStatus
 from facts.python import SystemPython
@@ -182,11 +182,8 @@ def _wheel_uploads(session: Session, hosts, lock: Path) -> dict[str, Path | None
     uploads = {}
     for name in hosts:
         platform = Platform.of(name, session.fact(name, SystemPython))
-        wheels = wheels_for(lock, platform)
-        present = {PurePosixPath(p).name
-                   for p in session.fact(name, FindFiles, path=WHEELHOUSE, maxdepth=1)}
-        missing = [wheel for wheel in wheels if wheel.name not in present]
-        uploads[name] = bundle(missing, wheels[0].parent) if missing else None
+        on_host = session.fact(name, FindFiles, path=WHEELHOUSE, maxdepth=1)
+        uploads[name] = missing_upload(lock, platform, on_host)[1]
     return uploads
 
 

@@ -40,7 +40,7 @@ The role tasks restart their services when the venv, the config or the plugins
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
@@ -49,8 +49,8 @@ from pyinfra.operations import files, pip, server, systemd
 
 from cluster.airflow_lock import UV_ENV, install_commands, installed_lock, lock_file
 from cluster.airflow_lock import versioned_venv
-from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, bundle, unpack_commands, uv_binary
-from cluster.wheelhouse import uv_path, wheels_for
+from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unpack_commands
+from cluster.wheelhouse import uv_binary, uv_path
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.errors import ClusterConfigError
 from cluster.groups import AIRFLOW_GROUPS
@@ -223,16 +223,14 @@ def _uv(settings, tvars) -> str:
 def _upload_wheels(lock) -> None:
     """The lock's wheels this host lacks, from the control machine's wheelhouse
     (cluster/wheelhouse.py): one tar, unpacked file by file into WHEELHOUSE."""
-    wheels = wheels_for(lock, _platform())
-    present = {PurePosixPath(p).name for p in host.get_fact(FindFiles, path=WHEELHOUSE,
-                                                              maxdepth=1)}
-    missing = [wheel for wheel in wheels if wheel.name not in present]
+    on_host = host.get_fact(FindFiles, path=WHEELHOUSE, maxdepth=1)
+    count, upload = missing_upload(lock, _platform(), on_host)
     files.directory(name="wheelhouse", path=WHEELHOUSE, mode="0700")
-    if not missing:
+    if upload is None:
         return
     files.put(
-        name=f"{len(missing)} wheels of {lock.name} (of {len(wheels)})",
-        src=str(bundle(missing, wheels[0].parent)),
+        name=f"the wheels of {lock.name} this host lacks (of {count})",
+        src=str(upload),
         dest=UPLOAD,
         mode="0600",
     )

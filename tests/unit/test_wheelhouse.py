@@ -14,7 +14,7 @@ import pytest
 from cluster.airflow_lock import locked_pins
 from cluster.errors import ClusterConfigError
 from cluster.wheelhouse import Platform, bundle, unpack_commands, uv_binary, verified_wheels
-from cluster.wheelhouse import wheels_for
+from cluster.wheelhouse import missing_upload, wheels_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "facts" / "python.SystemPython" / "debian12.json"
 DEBIAN_12 = json.loads(FIXTURE.read_text())["fact"]
@@ -133,3 +133,17 @@ def test_bundle_is_made_once_per_set_and_unpacks_into_the_wheelhouse(tmp_path):
     subprocess.run(["sh", "-c", script], check=True)
     assert sorted(p.name for p in root.iterdir()) == ["wheelhouse"]
     assert sorted(p.name for p in (root / "wheelhouse").iterdir()) == [a.name, b.name]
+
+
+def test_a_host_gets_only_the_wheels_it_lacks(tmp_path):
+    platform = debian()
+    folder = tmp_path / platform.key
+    a, a_sha = wheel(folder, "a-1.0-py3-none-any.whl")
+    b, b_sha = wheel(folder, "b-1.0-py3-none-any.whl")
+    lock = tmp_path / "requirements-1.0.lock"
+    lock.write_text(f"a==1.0 --hash=sha256:{a_sha}\nb==1.0 --hash=sha256:{b_sha}\n")
+    count, upload = missing_upload(lock, platform, [f"/var/cache/x/{a.name}"], cache=tmp_path)
+    with tarfile.open(upload) as tar:
+        assert (count, tar.getnames()) == (2, [b.name])
+    on_host = [f"/w/{a.name}", f"/w/{b.name}"]
+    assert missing_upload(lock, platform, on_host, cache=tmp_path) == (2, None)
