@@ -3,8 +3,9 @@ the commands find their files there)."""
 
 from pathlib import Path
 
-# The package itself (PYTHONPATH of the launcher).
+# The package itself, one zip archive (PYTHONPATH of the launcher; Python imports from it).
 LIB_DIR = Path("/usr/local/lib/airflow-cluster")
+ARCHIVE = LIB_DIR / "autoscaler.zip"
 # The launcher: `airflow-cluster-autoscaler run|status|scale|autoscale|drain|undrain`.
 COMMAND = Path("/usr/local/sbin/airflow-cluster-autoscaler")
 CONFIG = Path("/etc/airflow-cluster/autoscaler.json")

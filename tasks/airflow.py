@@ -47,7 +47,8 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles, Link, Sha256File
 from pyinfra.operations import files, pip, server, systemd
 
-from cluster.airflow_lock import UV_ENV, install_commands, installed_lock, lock_file
+from cluster.airflow_lock import INSTALLED_LOCK, UV_ENV, install_commands, installed_lock
+from cluster.airflow_lock import lock_file
 from cluster.airflow_lock import versioned_venv
 from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unpack_commands
 from cluster.wheelhouse import uv_binary, uv_path
@@ -272,6 +273,7 @@ def _configure(run, settings, tvars) -> tuple:
         src="templates/usr/local/sbin/airflow-cluster-db.j2",
         dest=airflow_db.HELPER,
         mode="0750",
+        installed_lock=INSTALLED_LOCK,
         **tvars,
     )
     return (config, ca, environment)
@@ -404,8 +406,7 @@ def unit_files(unit, tvars, template=None) -> tuple:
         mode="0644",
         **tvars,
     )
-    files.directory(name=f"{unit}.d", path=f"{UNIT_DIR}/{unit}.d", mode="0755")
-    drop_in = files.template(
+    drop_in = files.template(  # its directory made by files.template (mkdir -p: 0755)
         name=f"{unit}: user, environment and sandbox",
         src=DROP_IN_TEMPLATE,
         dest=f"{UNIT_DIR}/{unit}.d/10-airflow-cluster.conf",

@@ -9,8 +9,9 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
+from operations import system
 from tasks.context import template_vars
-from tasks.packages import debian_packages, host_packages
+from tasks.packages import host_packages
 
 CA_DIR = "/usr/local/share/ca-certificates"
 
@@ -50,8 +51,8 @@ def _package_access(settings, tvars):
 
 def _packages(run, settings):
     """Every package of the host's roles, in one apt run on every host at once."""
-    debian_packages("packages of the host's roles (one apt run)",
-                    host_packages(run, host.groups, settings))
+    system.deb_packages(name="packages of the host's roles (one apt run)",
+                        packages=host_packages(run, host.groups, settings))
 
 
 def _extra_ca_certs(settings):
@@ -87,21 +88,21 @@ def _kernel_settings(settings, tvars):
 
 def _cluster_hosts(cluster):
     """Every node resolves every other by name (Celery hostnames, task log fetching)."""
-    for node in cluster.nodes.values():
-        server.etc_hosts(name=f"/etc/hosts: {node.name}", ip=node.address, hostnames=[node.name])
+    system.etc_hosts(
+        name="/etc/hosts: every node of the cluster",
+        entries={node.address: [node.name] for node in cluster.nodes.values()},
+    )
 
 
 def _airflow_user(settings):
     user, group = settings["airflow_user"], settings["airflow_group"]
     server.group(name="airflow group", group=group, system=True)
-    server.user(
+    system.system_user(  # no home created: made below with the mode we want
         name="airflow user",
         user=user,
         group=group,
         home=settings["airflow_state_dir"],
         shell="/usr/sbin/nologin",
-        system=True,
-        ensure_home=False,  # created below with the mode we want
     )
     # Config and code are root's (the airflow user reads them); logs and state are its own.
     for path, owner in (

@@ -19,12 +19,13 @@ from pyinfra.api import deploy
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
 from cluster.paths import PROJECT_DIR
 from facts.network import InterfaceOfAddress
+from operations import system
 from operations.files import validated_file
 from tasks.context import template_vars
 
@@ -125,13 +126,11 @@ def _keepalived(tvars):
     was_running = host.get_fact(SystemdStatus, services=["keepalived.service"]).get(
         "keepalived.service", False
     )
-    server.user(
+    system.system_user(
         name=f"check script user {SCRIPT_USER}",
         user=SCRIPT_USER,
         home="/nonexistent",
         shell="/usr/sbin/nologin",
-        system=True,
-        ensure_home=False,
     )
     files.directory(name="/etc/keepalived", path="/etc/keepalived", user="root", group="root",
                     mode="0755")

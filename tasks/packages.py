@@ -5,10 +5,6 @@ Every package the host's roles need is installed by the common role at the start
 own operations find its packages there. One table: a role's packages are listed here only.
 """
 
-from pyinfra import host
-from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt
-
 from cluster.groups import AIRFLOW_GROUPS
 
 POSTGRES_VERSION = 15
@@ -38,14 +34,3 @@ def host_packages(run, groups, settings) -> list[str]:
         packages += GIT
     return list(dict.fromkeys(packages))  # once each, in order
 
-
-def debian_packages(name, packages):
-    """`packages` installed, without recommends. apt's index is refreshed only when one of
-    them is missing: a converged host changes nothing (update=True would refresh every run)."""
-    installed = host.get_fact(DebPackages)
-    apt.packages(
-        name=name,
-        packages=list(packages),
-        update=any(package not in installed for package in packages),
-        no_recommends=True,
-    )

@@ -243,9 +243,7 @@ def _config_files(service, tvars):
 
 
 def _unit_override(tvars):
-    directory = UNIT_OVERRIDE.rsplit("/", 1)[0]
-    files.directory(name=f"directory {directory}", path=directory, mode="0755")
-    override = files.template(
+    override = files.template(  # its directory made by files.template (mkdir -p: 0755)
         name=f"{UNIT_OVERRIDE} (restart delay)",
         src=f"templates{UNIT_OVERRIDE}.j2",
         dest=UNIT_OVERRIDE,

@@ -9,15 +9,21 @@ restarted, one host at a time, and a stop is Celery's warm shutdown: running tas
 (KillMode=mixed, TimeoutStopSec = worker_stop_timeout).
 """
 
+import io
+import zipfile
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FindLinks
 from pyinfra.operations import files, server, systemd
 
 from autoscaler import paths
+from cluster.paths import PROJECT_DIR
 from cluster.services import AUTOSCALER, LOG_SERVER, WORKER_INSTANCES, WORKER_TEMPLATE
 from tasks import airflow
 from tasks.context import template_vars
+
+PACKAGE = PROJECT_DIR / "autoscaler"
 
 
 @deploy("Airflow worker")
@@ -52,7 +58,7 @@ def autoscaler_vars(run, settings) -> dict:
     """What the autoscaler's templates print besides the usual names."""
     return {
         "command": str(paths.COMMAND),
-        "lib_dir": str(paths.LIB_DIR),
+        "archive": str(paths.ARCHIVE),
         "state_dir_name": paths.DIR_NAME,
         # The workers' own, visibility timeout included: the drain's Celery client polls for
         # replies, and Kombu then re-queues every unacknowledged message older than it.
@@ -63,19 +69,29 @@ def autoscaler_vars(run, settings) -> dict:
     }
 
 
+def package_archive() -> bytes:
+    """The autoscaler package as one zip, the same bytes for the same sources (sorted names,
+    fixed times, stored): one upload compared by checksum, not a sync file by file."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for source in sorted(PACKAGE.glob("*.py")):
+            info = zipfile.ZipInfo(f"autoscaler/{source.name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, source.read_bytes())
+    return buffer.getvalue()
+
+
 def _autoscaler(tvars, changes: airflow.Changes) -> None:
-    package = files.sync(
-        name="autoscaler package",
-        src="autoscaler/",
-        dest=str(paths.LIB_DIR / "autoscaler"),
+    package = files.put(
+        name="autoscaler package (one zip)",
+        src=io.BytesIO(package_archive()),
+        dest=str(paths.ARCHIVE),
         user="root",
         group="root",
         mode="0644",
-        dir_mode="0755",
-        delete=True,
-        exclude=["*.pyc"],
-        exclude_dir=["__pycache__", "*/__pycache__"],
     )
+    files.directory(name="no autoscaler package directory (earlier deploys synced one)",
+                    path=str(paths.LIB_DIR / "autoscaler"), present=False)
     config = files.template(
         name="autoscaler settings (hold the broker password: 0600)",
         src="templates/etc/airflow-cluster/autoscaler.json.j2",

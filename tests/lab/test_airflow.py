@@ -22,6 +22,7 @@ from cluster.airflow_lock import versioned_venv
 from cluster.wheelhouse import WHEELHOUSE, uv_path
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
+from facts.airflow_db import HELPER, STATUS_MARKER
 from lab.client import run_pyinfra, wait_for
 from cluster.services import ROLE_UNITS as ALL_ROLE_UNITS
 from tests.lab.support import LAB, LAB_EXTERNAL
@@ -380,6 +381,49 @@ def test_admin_password_is_put_back_by_the_next_deploy(api):
                     auth=False)[0] in (400, 401, 403)
 
 
+def test_database_status_skips_airflow_only_while_code_and_database_are_unchanged():
+    """The helper answers "current" from its stamp, without importing Airflow, while the
+    installed migration code and the database's recorded versions are the ones Airflow last
+    called current; a stamp that does not match the database makes it ask Airflow again."""
+    name = CLUSTER.groups["web"][0]
+    host, settings = ssh(name), data(name)
+    # Airflow made unimportable: only the stamp can say "current" then.
+    no_airflow = "/run/airflow-cluster-test-no-airflow"
+    assert host.run(f"mkdir -p {no_airflow}/airflow && echo 'raise ImportError' "
+                    f"> {no_airflow}/airflow/__init__.py && chmod -R a+rX {no_airflow}").rc == 0
+    stamp = f"{settings.airflow_state_dir}/db-current.json"
+
+    def status(*, airflow=True):
+        prefix = "" if airflow else f"PYTHONPATH={no_airflow} "
+        done = host.run(f"{prefix}{settings.airflow_venv}/bin/python {HELPER} status "
+                        f"{settings.airflow_admin_user}")
+        assert done.rc == 0, done.stderr
+        line = [l for l in done.stdout.splitlines() if l.startswith(STATUS_MARKER)][-1]
+        return json.loads(line[len(STATUS_MARKER):])
+
+    try:
+        assert status()["db"] == "current"
+        assert host.file(stamp).mode == 0o600
+        fast = status(airflow=False)
+        assert fast["db"] == "current" and fast["admin_password_hash"], fast
+        # The database recorded other versions than the stamp holds: Airflow must answer.
+        wrong = host.run(
+            f"python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); "
+            f"s[\"versions\"][\"alembic_version\"]=[\"0\"]; json.dump(s, open(sys.argv[1], \"w\"))' "
+            f"{stamp}"
+        )
+        assert wrong.rc == 0, wrong.stderr
+        assert status(airflow=False) == {
+            "db": "unknown", "conn_sha256": None, "admin_password_hash": None,
+            "error": "ImportError",
+        }
+        # Airflow's "current" puts the right stamp back.
+        assert status()["db"] == "current"
+        assert status(airflow=False)["db"] == "current"
+    finally:
+        host.run(f"rm -rf {no_airflow}")
+
+
 # --- converged re-runs ------------------------------------------------------------------------
 
 
@@ -395,7 +439,7 @@ def test_limit_worker_renders_the_workers_identically(airflow_deploy):
                    "/opt/airflow/dags/* /opt/airflow/plugins/* /etc/systemd/system/airflow-* "
                    "/etc/systemd/system/airflow-*.d/* /usr/local/bin/airflow "
                    "/etc/airflow-cluster/* /usr/local/sbin/airflow-cluster-autoscaler "
-                   "/usr/local/lib/airflow-cluster/autoscaler/* 2>&1")
+                   "/usr/local/lib/airflow-cluster/autoscaler.zip 2>&1")
     before = {name: ssh(name).run(fingerprint).stdout for name in CLUSTER.groups["worker"]}
     run = run_pyinfra("--limit", "worker")
     assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.airflow_lock import INSTALLED_LOCK
 from cluster.model import build_cluster, load_inventory
 from cluster.run import connections
 from cluster.secret_store import load_or_create
@@ -233,8 +234,9 @@ def rendered_files(name, secrets):
         "/opt/airflow/airflow.cfg": render("templates/opt/airflow/airflow.cfg.j2", name, secrets),
         "/usr/local/bin/airflow": render("templates/usr/local/bin/airflow.j2", name, secrets),
         "/opt/airflow/environment": render("templates/opt/airflow/environment.j2", name, secrets),
-        "/usr/local/sbin/airflow-cluster-db": render(
-            "templates/usr/local/sbin/airflow-cluster-db.j2", name, secrets
+        "/usr/local/sbin/airflow-cluster-db": render_template(
+            INVENTORY, "templates/usr/local/sbin/airflow-cluster-db.j2", CLUSTER, name, secrets,
+            installed_lock=INSTALLED_LOCK,
         ),
     }
     for group, units in UNITS_BY_GROUP.items():

@@ -1,8 +1,10 @@
 """The worker autoscaler's host files (rendered as the worker role renders them), its state file,
 its broker reading helpers, and the ops commands' refusals (all offline)."""
 
+import io
 import json
 import subprocess
+import zipfile
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +15,7 @@ from autoscaler.decision import AUTO, DRAINED, FIXED, Mode
 from cluster.run import connections
 from ops.cli import main as ops_main
 from cluster.services import AUTOSCALER
-from tasks.worker import autoscaler_vars
+from tasks.worker import autoscaler_vars, package_archive
 from tests.unit.support import MARKER as MANAGED
 from tests.unit.support import PROJECT, render_template
 from tests.unit.test_airflow_render import (  # noqa: F401 (fixtures)
@@ -84,18 +86,29 @@ def test_autoscaler_unit_and_command_pass_systemd_analyze_verify(secrets, tmp_pa
 
 
 def test_the_package_imports_and_answers_in_the_airflow_venv(airflow_python, secrets, tmp_path):
-    """The hosts run it with the Airflow venv's Python (3.11, the lock's Kombu and Celery)."""
+    """The hosts run it from the deploy's zip with the Airflow venv's Python (3.11, the lock's
+    Kombu and Celery), as the launcher does (-P: not from the current directory)."""
     path = tmp_path / "autoscaler.json"
     path.write_text(settings_file(secrets))
+    archive = tmp_path / "autoscaler.zip"
+    archive.write_bytes(package_archive())
     done = subprocess.run(
-        [str(airflow_python), "-c",
+        [str(airflow_python), "-P", "-c",
          "import autoscaler.broker, autoscaler.control, autoscaler.daemon, celery, kombu;"
          "from autoscaler import config; import sys;"
-         "print(config.load(sys.argv[1]).policy.host)", str(path)],
+         "print(config.load(sys.argv[1]).policy.host, config.__file__)", str(path)],
         capture_output=True, text=True, cwd=PROJECT, timeout=120,
+        env={"PYTHONPATH": str(archive), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == WORKER
+    assert done.stdout.split() == [WORKER, str(archive / "autoscaler" / "config.py")]
+
+
+def test_the_package_archive_holds_every_module_and_is_the_same_bytes_each_time():
+    archive = package_archive()
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    assert names == sorted(f"autoscaler/{p.name}" for p in (PROJECT / "autoscaler").glob("*.py"))
+    assert package_archive() == archive
 
 
 # --- the state file ----------------------------------------------------------------------------

@@ -133,7 +133,7 @@ class FakeHost:
     def noop(self, description):
         self.noop_description = description
 
-    def get_temp_filename(self, *args):
+    def get_temp_filename(self, *args, **kwargs):
         return "_tempfile_"
 
     def get_fact(self, cls, *args, **kwargs):
