@@ -38,6 +38,12 @@ SETTINGS: dict[str, Setting] = {
         cluster_wide=True,
     ),
     "extra_ca_certs": Setting(v.list_of(v.text), "Control-machine PEM files trusted on hosts."),
+    "apt_mirror": Setting(
+        v.optional(v.url("http", "https")), "Debian mirror replacing the hosts' apt sources."
+    ),
+    "apt_security_mirror": Setting(
+        v.url("http", "https"), "Debian security archive used with apt_mirror."
+    ),
     # --- Base system ------------------------------------------------------------------------------
     "base_packages": Setting(v.list_of(v.text), "Debian packages installed on every host."),
     "sysctl": Setting(

@@ -15,6 +15,16 @@ http_proxy = None
 no_proxy = ["localhost", "127.0.0.1"]
 # PEM files on the control machine to add to every host's trust store (corporate/egress CAs).
 extra_ca_certs = []
+# A local Debian mirror used instead of the distribution's sources, e.g.
+# "http://mirror.example/debian" (suites <codename> and <codename>-updates, component main),
+# reached directly, not through http_proxy. None = apt's sources as the hosts have them. While
+# set, the deploy owns /etc/apt/sources.list; the host's original sources (sources.list and
+# sources.list.d/debian.sources) are kept in /etc/apt/airflow-cluster-original/ and put back
+# when it is None again.
+apt_mirror = None
+# The security archive used with apt_mirror (suite <codename>-security): Debian's own by
+# default; set your mirror of it for hosts with no route to the internet.
+apt_security_mirror = "http://security.debian.org/debian-security"
 
 # --- Base system ------------------------------------------------------------------------------
 # Debian packages installed on every host.

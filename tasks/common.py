@@ -3,14 +3,16 @@
 system user with its directories."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from operations import system
-from tasks.context import template_vars
+from operations import apt_sources, system
+from tasks.context import render, template_vars
 from tasks.packages import host_packages
 
 CA_DIR = "/usr/local/share/ca-certificates"
@@ -29,17 +31,29 @@ def apply(run):
 
 
 def _package_access(settings, tvars):
-    """apt's proxy must be in place before the first package is installed."""
+    """apt's proxy and sources must be in place before the first package is installed."""
+    mirror = settings["apt_mirror"]
     if settings["http_proxy"]:
         files.template(
             name="apt proxy",
             src="templates/etc/apt/apt.conf.d/80proxy.j2",
             dest="/etc/apt/apt.conf.d/80proxy",
             mode="0644",
+            # A local mirror is reached directly.
+            apt_direct_hosts=[urlsplit(mirror).hostname] if mirror else [],
             **tvars,
         )
     else:
         files.file(name="no apt proxy", path="/etc/apt/apt.conf.d/80proxy", present=False)
+    if mirror:
+        release = host.get_fact(LinuxDistribution)["release_meta"]
+        content = render("templates/etc/apt/sources.list.j2",
+                         {**tvars, "codename": release["VERSION_CODENAME"]})
+    sources = apt_sources.sources(
+        name="apt sources: the mirror's (apt_mirror)" if mirror else "apt sources: the host's own",
+        content=content if mirror else None,
+    )
+    apt.update(name="apt index refreshed for the new sources", _if=sources.did_change)
     files.template(
         name="pip proxy and trust store",
         src="templates/etc/pip.conf.j2",

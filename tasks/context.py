@@ -1,6 +1,9 @@
 """The values every template and task of a host is rendered with."""
 
 from pyinfra import host
+from pyinfra.api.util import get_template
+
+from cluster.paths import PROJECT_DIR
 
 
 def host_settings():
@@ -17,3 +20,8 @@ def template_vars(run):
         "secrets": run.secrets,
         "connections": run.connections,
     }
+
+
+def render(template, tvars) -> str:
+    """A template rendered exactly as files.template renders it, from the project dir."""
+    return get_template(str(PROJECT_DIR / template)).render(tvars)

@@ -16,18 +16,16 @@ lb hosts keepalived holding `lb_vip`.
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
-from cluster.paths import PROJECT_DIR
 from facts.network import InterfaceOfAddress
 from operations import system
 from operations.files import validated_file
-from tasks.context import template_vars
+from tasks.context import render, template_vars
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
 KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
@@ -58,11 +56,6 @@ def apply(run):
         _keepalived(tvars)
     else:
         _no_keepalived()
-
-
-def render(template, tvars) -> str:
-    """A template rendered exactly as files.template renders it, from the project dir."""
-    return get_template(str(PROJECT_DIR / template)).render(tvars)
 
 
 # --- HAProxy ----------------------------------------------------------------------------------

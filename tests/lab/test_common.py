@@ -2,15 +2,20 @@
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
 from lab.client import run_pyinfra
+from lab.mirror import Mirror
+from operations.apt_sources import ORIGINAL_DIR
 from tests.lab.support import LAB
 
 CLUSTER = LAB.cluster
 HOST_NAMES = list(CLUSTER.nodes)
 SETTINGS = CLUSTER.settings
+# The test's Debian mirror on the bridge address (lab/mirror.py).
+MIRROR_PORT = 3142
 
 
 def test_every_host_answers_pyinfra_over_ssh(lab):
@@ -92,3 +97,43 @@ def test_pip_reaches_pypi_through_proxy_and_extra_ca(deployed, hosts):
         "ls /tmp/pipcheck/dl"
     )
     assert result.rc == 0 and "six-" in result.stdout, result.stderr
+
+
+def test_apt_mirror_is_the_hosts_only_source_and_their_own_come_back(deployed, hosts):
+    """apt_mirror set: the host's sources are kept aside, apt reads the mirror only and reaches
+    it directly (with TCP to the proxy cut, apt-get update still works, from the mirror); unset
+    again: the host's own sources are back as they were."""
+    name = CLUSTER.groups["postgres"][0]
+    host, address = hosts[name], CLUSTER.node(name).address
+    proxy = urlsplit(LAB.data(name).http_proxy)
+    original = host.file("/etc/apt/sources.list").content_string
+    cut = f"to {proxy.hostname} ipproto 6 dport {proxy.port} blackhole"
+    with Mirror(proxy.hostname, MIRROR_PORT, proxy.geturl()) as mirror:
+        try:
+            run = run_pyinfra("--limit", name, "--data", f"apt_mirror={mirror.url}/debian",
+                              "--data", f"apt_security_mirror={mirror.url}/debian-security")
+            assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+            changed = [op for op, _ in run.changed_operations()]
+            assert "Common | apt sources: the mirror's (apt_mirror)" in changed, changed
+            assert "Common | apt index refreshed for the new sources" in changed, changed
+            assert host.file(f"{ORIGINAL_DIR}/sources.list").content_string == original
+            sources = [line for line in host.file("/etc/apt/sources.list").content_string
+                       .splitlines() if line.startswith("deb ")]
+            assert sources and all(line.startswith(f"deb {mirror.url}/") for line in sources)
+            assert host.run(f"ip rule add {cut}").rc == 0
+            try:
+                reach = host.run(f"timeout 5 bash -c '</dev/tcp/{proxy.hostname}/{proxy.port}'")
+                assert reach.rc != 0, "the proxy is still reachable: the route is not cut"
+                update = host.run("apt-get update")
+                assert update.rc == 0 and "Err:" not in update.stdout, update.stdout + update.stderr
+            finally:
+                host.run(f"ip rule del {cut}")
+            fetched = {path.rsplit("/", 1)[-1] for client, path, status in mirror.requests
+                       if client == address and status == 200}
+            assert "InRelease" in fetched, mirror.requests
+        finally:
+            restored = run_pyinfra("--limit", name)
+    assert restored.returncode == 0 and restored.totals.get("error", 0) == 0, restored.describe()
+    assert host.file("/etc/apt/sources.list").content_string == original
+    assert not host.file(ORIGINAL_DIR).exists
+    assert host.run("apt-get update").rc == 0

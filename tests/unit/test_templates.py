@@ -5,6 +5,7 @@ Role templates are rendered by their role's own tests (test_datatier*, test_airf
 test_lb*), with the extra values their tasks compute."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,8 @@ def test_common_template_renders_for_every_host(lab, template):
     for name in cluster.nodes:
         settings = inventory.get_host(name).data.dict()
         rendered = get_template(str(PROJECT / template)).render(
-            cluster=cluster, node=cluster.node(name), settings=settings, secrets=secrets
+            cluster=cluster, node=cluster.node(name), settings=settings, secrets=secrets,
+            apt_direct_hosts=[],
         )
         assert not re.search(r"\bNone\b", rendered), f"{template} renders None for {name}"
         if "sysctl" in template:
@@ -70,6 +72,30 @@ def test_pip_conf_without_proxy_has_no_proxy_line(lab):
     )
     assert "proxy" not in rendered.replace("# Setting: http_proxy.", "")
     assert "cert = /etc/ssl/certs/ca-certificates.crt" in rendered
+
+
+def test_apt_mirror_is_the_only_source_and_reached_directly(lab, tmp_path):
+    inventory, cluster, secrets = lab
+    settings = dict(inventory.get_host("web1").data.dict(),
+                    apt_mirror="http://mirror.example:3142/debian",
+                    apt_security_mirror="http://mirror.example:3142/debian-security")
+    names = dict(cluster=cluster, node=cluster.node("web1"), settings=settings, secrets=secrets)
+    sources = get_template(str(PROJECT / "templates/etc/apt/sources.list.j2")).render(
+        codename="bookworm", **names)
+    assert [line for line in sources.splitlines() if not line.startswith("#")] == [
+        "deb http://mirror.example:3142/debian bookworm main",
+        "deb http://mirror.example:3142/debian bookworm-updates main",
+        "deb http://mirror.example:3142/debian-security bookworm-security main",
+    ]
+    proxy = tmp_path / "80proxy"
+    proxy.write_text(get_template(str(PROJECT / "templates/etc/apt/apt.conf.d/80proxy.j2")).render(
+        apt_direct_hosts=["mirror.example"], **names))
+    # apt's own parser reads what it means.
+    dump = subprocess.run(["apt-config", "-c", str(proxy), "dump", "Acquire"],
+                          capture_output=True, text=True, check=True).stdout
+    assert 'Acquire::http::Proxy "http://172.29.213.1:3128";' in dump
+    assert 'Acquire::http::Proxy::mirror.example "DIRECT";' in dump
+    assert 'Acquire::https::Proxy::mirror.example "DIRECT";' in dump
 
 
 def test_strict_undefined_catches_a_missing_name(tmp_path):
