@@ -45,6 +45,7 @@ from pathlib import Path
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles, Link, Sha256File
+from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, pip, server, systemd
 
 from cluster.airflow_lock import INSTALLED_LOCK, UV_ENV, install_commands, installed_lock
@@ -416,18 +417,29 @@ def unit_files(unit, tvars, template=None) -> tuple:
     return (unit_op, drop_in)
 
 
+def rolling_restart_if(unit, restart_if):
+    """The `_if` of `unit`'s restart, one host at a time: `restart_if()` where the unit runs.
+    Where it does not (a first deploy, a stopped service), its `running and enabled` operation
+    starts it next, on every host at once. systemd re-reads the unit files first either way."""
+    systemd.daemon_reload(name=f"systemd re-reads {unit} if its files changed", _if=restart_if)
+
+    def restart():
+        return restart_if() and host.get_fact(SystemdStatus, services=[unit]).get(unit, False)
+
+    return restart
+
+
 def service(unit, restart_if):
     """`unit` running and enabled. When `restart_if()` (its config, the lock, a plugin or its
-    unit files changed in this run: Changes.restart_if): reloaded into systemd and restarted
-    first, one host at a time; the API server and scheduler units start only once healthy, so
-    that is a rolling restart."""
+    unit files changed in this run: Changes.restart_if) and it runs: restarted first, one host
+    at a time; the API server and scheduler units start only once healthy, so that is a
+    rolling restart."""
     systemd.service(
         name=f"{unit} restarted if its config, lock, plugins or unit changed, one host at a time",
         service=unit,
         running=True,
         restarted=True,
-        daemon_reload=True,
         _serial=True,
-        _if=restart_if,
+        _if=rolling_restart_if(unit, restart_if),
     )
     systemd.service(name=f"{unit} running and enabled", service=unit, running=True, enabled=True)

@@ -29,7 +29,9 @@ def apply(run, changes: airflow.Changes):
         drain_timeout=settings["api_drain_timeout"],
         up_timeout=settings["api_start_timeout"],
         _serial=True,
-        _if=changes.restart_if(*airflow.unit_files(API_SERVER, tvars)),
+        _if=airflow.rolling_restart_if(
+            API_SERVER, changes.restart_if(*airflow.unit_files(API_SERVER, tvars))
+        ),
     )
     systemd.service(name=f"{API_SERVER} running and enabled", service=API_SERVER, running=True,
                     enabled=True)
