@@ -1,4 +1,4 @@
-"""One local account, asked about by name (operations/account.py)."""
+"""One local account, asked about by name (operations/system.py system_user)."""
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 

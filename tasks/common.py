@@ -47,12 +47,13 @@ def _package_access(settings, tvars):
         files.file(name="no apt proxy", path="/etc/apt/apt.conf.d/80proxy", present=False)
     if mirror:
         release = host.get_fact(LinuxDistribution)["release_meta"]
-        content = render("templates/etc/apt/sources.list.j2",
-                         {**tvars, "codename": release["VERSION_CODENAME"]})
-    sources = apt_sources.sources(
-        name="apt sources: the mirror's (apt_mirror)" if mirror else "apt sources: the host's own",
-        content=content if mirror else None,
-    )
+        sources = apt_sources.sources(
+            name="apt sources: the mirror's (apt_mirror)",
+            content=render("templates/etc/apt/sources.list.j2",
+                           {**tvars, "codename": release["VERSION_CODENAME"]}),
+        )
+    else:
+        sources = apt_sources.sources(name="apt sources: the host's own", content=None)
     apt.update(name="apt index refreshed for the new sources", _if=sources.did_change)
     files.template(
         name="pip proxy and trust store",

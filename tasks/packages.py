@@ -33,4 +33,3 @@ def host_packages(run, groups, settings) -> list[str]:
     if set(AIRFLOW_GROUPS) & set(groups) and run.cluster.dags.git is not None:
         packages += GIT
     return list(dict.fromkeys(packages))  # once each, in order
-
