@@ -20,12 +20,11 @@ def sources(content: str | None):
     first time, the host's sources.list (copied) and debian.sources (moved) are kept in
     ORIGINAL_DIR. None: those put back, if kept; nothing otherwise."""
     kept = host.get_fact(Directory, path=ORIGINAL_DIR)
-    deb822 = host.get_fact(File, path=DEB822)
     if content is not None:
         if not kept:
             yield (f"mkdir -m 0755 {ORIGINAL_DIR} && "
                    f"{{ ! [ -e {SOURCES_LIST} ] || cp -p {SOURCES_LIST} {ORIGINAL_DIR}/; }}")
-        if deb822:
+        if host.get_fact(File, path=DEB822):
             yield f"mv {DEB822} {ORIGINAL_DIR}/"
         yield from files.put._inner(src=StringIO(content), dest=SOURCES_LIST, user="root",
                                     group="root", mode="0644")

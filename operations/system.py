@@ -4,7 +4,7 @@ step: they run pyinfra's own commands only when something differs."""
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.server import EtcHosts
+from pyinfra.facts.server import EtcHosts, Sysctl
 from pyinfra.operations import apt, server
 
 from facts.account import Account
@@ -40,6 +40,20 @@ def etc_hosts(entries: dict[str, list[str]]):
     for ip, names in differing:
         # Each rewrites the file as the one before left it (facts are asked afresh).
         yield from server.etc_hosts._inner(ip=ip, hostnames=names)
+
+
+@operation()
+def sysctls(values: dict[str, int]):
+    """pyinfra's `server.sysctl(key, value)` for each key whose value in force differs: the
+    kernel is asked once for all of them, not once per key. (The persisted file is the
+    deploy's own template.)"""
+    current = host.get_fact(Sysctl, keys=list(values))
+    differing = {key: value for key, value in values.items() if current.get(key) != value}
+    if not differing:
+        host.noop(f"{len(values)} kernel settings in force")
+        return
+    for key, value in differing.items():
+        yield from server.sysctl._inner(key=key, value=value)
 
 
 @operation()

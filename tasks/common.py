@@ -97,8 +97,7 @@ def _kernel_settings(settings, tvars):
         mode="0644",
         **tvars,
     )
-    for key, value in settings["sysctl"].items():
-        server.sysctl(name=f"sysctl {key}", key=key, value=value)
+    system.sysctls(name="kernel settings in force", values=dict(settings["sysctl"]))
 
 
 def _cluster_hosts(cluster):
