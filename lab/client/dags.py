@@ -145,6 +145,15 @@ install -d -o git -g git -m 0700 /srv/git/.ssh
 echo '{public_key_line(self.key)}' > /srv/git/.ssh/authorized_keys
 chown git:git /srv/git/.ssh/authorized_keys && chmod 0600 /srv/git/.ssh/authorized_keys
 [ -d {self.repository} ] || runuser -u git -- git init -q --bare -b main {self.repository}
+# sshd turns unprivileged users away while /run/nologin exists (pam_nologin): from boot until
+# systemd-user-sessions.service removes it. Wait for that; if it stays, say what the host says.
+for _ in $(seq 300); do [ -e /run/nologin ] || break; sleep 1; done
+if [ -e /run/nologin ]; then
+    echo "/run/nologin still there (since $(stat -c %y /run/nologin)), system" \
+        "$(systemctl is-system-running), up $(cut -d' ' -f1 /proc/uptime) s" >&2
+    journalctl -b --no-pager -u systemd-tmpfiles-setup -u systemd-user-sessions >&2
+    exit 1
+fi
 """
         done = self.lab.run(self.name, script, timeout=600)
         assert done.returncode == 0, done.stderr
