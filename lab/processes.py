@@ -11,8 +11,10 @@ from pathlib import Path
 _children: dict[int, subprocess.Popen] = {}
 
 
-def start_detached(argv: list[str], log_path: Path, pid_path: Path, cwd: Path) -> int:
-    """Start argv in its own session, output to log_path, survive this process."""
+def start_detached(argv: list[str], log_path: Path, pid_path: Path, cwd: Path,
+                   env: dict[str, str] | None = None) -> int:
+    """Start argv in its own session, output to log_path, survive this process (with `env`,
+    else this process's environment)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         child = subprocess.Popen(
@@ -21,6 +23,7 @@ def start_detached(argv: list[str], log_path: Path, pid_path: Path, cwd: Path) -
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=cwd,
+            env=env,
             start_new_session=True,
         )
     _children[child.pid] = child

@@ -1,14 +1,25 @@
 """File operations beyond pyinfra's own: a secret-bearing config file validated on the host
 before it replaces the one in use (HAProxy's config and certificate, keepalived's config:
-tasks/lb.py)."""
+tasks/lb.py); put and template, pyinfra's files.put and files.template with one fact per file
+instead of three (the deploy's ~60 files are most of a no-change run)."""
 
 import hashlib
 import io
+import os
+import posixpath
 import shlex
+from typing import IO
 
-from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
-from pyinfra.facts.files import File, Sha1File
+from jinja2 import TemplateRuntimeError, TemplateSyntaxError, UndefinedError
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.output import format_text
+from pyinfra.api.util import get_file_io, get_file_sha1, get_template
+from pyinfra.facts.files import Directory, FileContents
+from pyinfra.operations.util import files as file_utils
+from pyinfra.operations.util.files import ensure_mode_int, generate_color_diff
+
+from facts.files import ManagedFile
 
 
 @operation()
@@ -21,9 +32,9 @@ def validated_file(content: str, dest: str, user: str, group: str, mode: str, ch
     installed file, and the service using it, stay as they were. Unlike files.put, it never
     prints the content (--diff): these files hold passwords and keys.
     """
-    remote = host.get_fact(File, path=dest)
+    remote = host.get_fact(ManagedFile, path=dest)
     digest = hashlib.sha1(content.encode()).hexdigest()
-    if remote and host.get_fact(Sha1File, path=dest) == digest:
+    if remote["kind"] == "file" and remote["sha1"] == digest:
         if (remote["user"], remote["group"]) != (user, group):
             yield StringCommand("chown", f"{user}:{group}", shlex.quote(dest))
         if remote["mode"] != int(mode):
@@ -44,3 +55,76 @@ def validated_file(content: str, dest: str, user: str, group: str, mode: str, ch
             "}",
         )
     yield StringCommand("mv", "-f", quoted, shlex.quote(dest))
+
+
+@operation()
+def put(src: str | IO, dest: str, user: str | None = None, group: str | None = None,
+        mode: str | int | None = None):
+    """Upload `src` (a control machine path, relative to the deploy directory, or a file-like
+    object) to `dest` with this owner and mode, as pyinfra's files.put does: a missing parent
+    directory is made (mkdir -p, then given `user`/`group`); a differing or missing file is
+    uploaded, then chowned and chmodded; a file with the same content only gets its owner and
+    mode put right.
+
+    It asks the host once (facts/files.py ManagedFile) where files.put asks three times. With
+    --diff, a file that others may not read (`mode` without o+r: it may hold a secret) is
+    named, never printed."""
+    if not hasattr(src, "read") and getattr(state, "cwd", None):
+        src = os.path.join(state.cwd, src)
+    mode = ensure_mode_int(mode)
+    remote = host.get_fact(ManagedFile, path=dest)
+    if remote["kind"] == "other" and host.get_fact(Directory, path=dest):
+        raise OperationError(f"{dest} is a directory: put needs a file's path")
+    if not remote["directory"]:
+        yield StringCommand("mkdir", "-p", QuoteString(posixpath.dirname(dest)))
+        if user or group:
+            yield file_utils.chown(posixpath.dirname(dest), user, group)
+    if remote["kind"] == "file" and remote["sha1"] == get_file_sha1(src):
+        changed = False
+        if mode and remote["mode"] != mode:
+            yield file_utils.chmod(dest, mode)
+            changed = True
+        if (user and remote["user"] != user) or (group and remote["group"] != group):
+            yield file_utils.chown(dest, user, group)
+            changed = True
+        if not changed:
+            host.noop(f"file {dest} is already uploaded")
+        return
+    if state.config.DIFF:
+        _show_diff(src, dest, mode, remote)
+    yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+    if user or group:
+        yield file_utils.chown(dest, user, group)
+    if mode:
+        yield file_utils.chmod(dest, mode)
+
+
+@operation()
+def template(src: str, dest: str, user: str | None = None, group: str | None = None,
+             mode: str | int | None = None, **data):
+    """Render the Jinja2 template `src` (relative to the deploy directory) with `data` and
+    put it at `dest` (see put), as pyinfra's files.template does."""
+    if getattr(state, "cwd", None):
+        src = os.path.join(state.cwd, src)
+    for name, value in (("host", host), ("state", state), ("inventory", state.inventory)):
+        data.setdefault(name, value)
+    try:
+        output = get_template(src).render(data)
+    except (TemplateRuntimeError, TemplateSyntaxError, UndefinedError) as error:
+        raise OperationError(f"Error in template {src}: {error}") from None
+    yield from put._inner(src=io.StringIO(output), dest=dest, user=user, group=group, mode=mode)
+
+
+def _show_diff(src, dest, mode, remote) -> None:
+    if mode and int(str(mode)[-1]) & 4 == 0:
+        host.log(f"Will {'modify' if remote['kind'] else 'create'} "
+                 f"{format_text(dest, bold=True)} (mode {mode}: content not shown)", logger.info)
+        return
+    current = host.get_fact(FileContents, path=dest) if remote["kind"] == "file" else None
+    host.log(f"Will {'modify' if remote['kind'] else 'create'} {format_text(dest, bold=True)}",
+             logger.info)
+    with get_file_io(src, "r") as wanted:
+        desired = wanted.readlines()
+    for line in generate_color_diff([line + "\n" for line in current or []], desired):
+        logger.info("  %s", line)
+    logger.info("")

@@ -60,6 +60,7 @@ from cluster.services import SCHEDULER_UNITS
 from facts.airflow_venv import RunningVenvs
 from facts.python import SystemPython
 from operations import airflow_db
+from operations import files as cluster_files
 from operations.files import validated_file
 from tasks.context import template_vars
 
@@ -164,7 +165,7 @@ def _install(settings, tvars, venv) -> bool:
     version = settings["airflow_version"]
     lock = lock_file(version)
     remote_lock = f"{settings['airflow_home']}/requirements-{version}.lock"
-    files.put(
+    cluster_files.put(
         name=f"requirements lock of Airflow {version}",
         src=str(lock),
         dest=remote_lock,
@@ -201,7 +202,7 @@ def _platform() -> Platform:
 def _uv(settings, tvars) -> str:
     """uv, which installs the lock (cluster/airflow_lock.py), from the control machine, and
     its environment; the path of its binary."""
-    files.template(
+    cluster_files.template(
         name="uv's environment (trust store, cache, proxy)",
         src="templates/etc/airflow-cluster/uv.env.j2",
         dest=UV_ENV,
@@ -211,7 +212,7 @@ def _uv(settings, tvars) -> str:
     uv = uv_path(settings["uv_version"])
     # Versioned: present means this release (no checksum of 40 MB on every run).
     if not host.get_fact(File, path=uv):
-        files.put(
+        cluster_files.put(
             name=f"uv {settings['uv_version']} (from the control machine)",
             src=str(uv_binary(settings["uv_version"], _platform())),
             dest=uv,
@@ -230,7 +231,7 @@ def _upload_wheels(lock) -> None:
     files.directory(name="wheelhouse", path=WHEELHOUSE, mode="0700")
     if upload is None:
         return
-    files.put(
+    cluster_files.put(
         name=f"the wheels of {lock.name} this host lacks (of {count})",
         src=str(upload),
         dest=UPLOAD,
@@ -241,7 +242,7 @@ def _upload_wheels(lock) -> None:
 
 def _configure(run, settings, tvars) -> tuple:
     home, group = settings["airflow_home"], settings["airflow_group"]
-    config = files.template(
+    config = cluster_files.template(
         name="airflow.cfg (holds secrets: 0640)",
         src="templates/opt/airflow/airflow.cfg.j2",
         dest=f"{home}/airflow.cfg",
@@ -253,7 +254,7 @@ def _configure(run, settings, tvars) -> tuple:
     ca = _lb_ca(run.tls.ca, settings)
     # Logs live in airflow_log_dir (writable); AIRFLOW_HOME/logs leads there.
     files.link(name="AIRFLOW_HOME/logs", path=f"{home}/logs", target=settings["airflow_log_dir"])
-    environment = files.template(
+    environment = cluster_files.template(
         name="environment of the Airflow processes",
         src="templates/opt/airflow/environment.j2",
         dest=f"{home}/environment",
@@ -262,14 +263,14 @@ def _configure(run, settings, tvars) -> tuple:
         mode="0640",
         **tvars,
     )
-    files.template(
+    cluster_files.template(
         name="airflow CLI wrapper (runs as the airflow user)",
         src="templates/usr/local/bin/airflow.j2",
         dest="/usr/local/bin/airflow",
         mode="0755",
         **tvars,
     )
-    files.template(
+    cluster_files.template(
         name="database helper of the deploy",
         src="templates/usr/local/sbin/airflow-cluster-db.j2",
         dest=airflow_db.HELPER,
@@ -291,7 +292,7 @@ def _lb_ca(ca, settings):
             path=dest,
             target="/etc/ssl/certs/ca-certificates.crt",
         )
-    return files.put(
+    return cluster_files.put(
         name="load balancer CA",
         src=str(ca),
         dest=dest,
@@ -353,7 +354,7 @@ def _git_access(run, settings) -> tuple:
     else:
         files.file(name="no Git deploy key", path=HOST_GIT_KEY, present=False)
     if git.known_hosts:
-        known_hosts = files.put(name="Git server host keys", src=str(git.known_hosts),
+        known_hosts = cluster_files.put(name="Git server host keys", src=str(git.known_hosts),
                                 dest=HOST_GIT_KNOWN_HOSTS, mode="0644")
     else:
         files.file(name="no pinned Git host keys", path=HOST_GIT_KNOWN_HOSTS, present=False)
@@ -400,14 +401,14 @@ def _database(run, venv, reinstalled, upgrade):
 def unit_files(unit, tvars, template=None) -> tuple:
     """Render /etc/systemd/system/<unit> and its drop-in (user, environment, sandbox); the
     two operations."""
-    unit_op = files.template(
+    unit_op = cluster_files.template(
         name=f"unit {unit}",
         src=template or f"templates/etc/systemd/system/{unit}.j2",
         dest=f"{UNIT_DIR}/{unit}",
         mode="0644",
         **tvars,
     )
-    drop_in = files.template(  # its directory made by files.template (mkdir -p: 0755)
+    drop_in = cluster_files.template(  # its directory made by the operation (mkdir -p: 0755)
         name=f"{unit}: user, environment and sandbox",
         src=DROP_IN_TEMPLATE,
         dest=f"{UNIT_DIR}/{unit}.d/10-airflow-cluster.conf",

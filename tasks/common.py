@@ -12,6 +12,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from operations import apt_sources, system
+from operations import files as cluster_files
 from tasks.context import render, template_vars
 from tasks.packages import host_packages
 
@@ -34,7 +35,7 @@ def _package_access(settings, tvars):
     """apt's proxy and sources must be in place before the first package is installed."""
     mirror = settings["apt_mirror"]
     if settings["http_proxy"]:
-        files.template(
+        cluster_files.template(
             name="apt proxy",
             src="templates/etc/apt/apt.conf.d/80proxy.j2",
             dest="/etc/apt/apt.conf.d/80proxy",
@@ -55,7 +56,7 @@ def _package_access(settings, tvars):
     else:
         sources = apt_sources.sources(name="apt sources: the host's own", content=None)
     apt.update(name="apt index refreshed for the new sources", _if=sources.did_change)
-    files.template(
+    cluster_files.template(
         name="pip proxy and trust store",
         src="templates/etc/pip.conf.j2",
         dest="/etc/pip.conf",
@@ -74,7 +75,7 @@ def _extra_ca_certs(settings):
     uploads = []
     for index, local_path in enumerate(settings["extra_ca_certs"]):
         uploads.append(
-            files.put(
+            cluster_files.put(
                 name=f"extra CA certificate {local_path}",
                 src=local_path,
                 dest=f"{CA_DIR}/airflow-cluster-{index}-{Path(local_path).stem}.crt",
@@ -90,7 +91,7 @@ def _extra_ca_certs(settings):
 
 
 def _kernel_settings(settings, tvars):
-    files.template(
+    cluster_files.template(
         name="sysctl settings, persisted",
         src="templates/etc/sysctl.d/60-airflow-cluster.conf.j2",
         dest="/etc/sysctl.d/60-airflow-cluster.conf",

@@ -9,10 +9,11 @@ match the secrets file: a converged run changes nothing.
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, postgres, systemd
+from pyinfra.operations import postgres, systemd
 
 from cluster.passwords import scram_verifier, scram_verifier_matches
 from facts.postgres import RolePasswordVerifier
+from operations import files as cluster_files
 from tasks.context import template_vars
 from tasks.packages import POSTGRES_VERSION
 
@@ -29,7 +30,7 @@ AS_POSTGRES = {"_su_user": "postgres"}
 def apply(run):
     tvars = template_vars(run)
     database = run.cluster.database
-    settings_file = files.template(
+    settings_file = cluster_files.template(
         name="PostgreSQL settings (listen address, port, max_connections)",
         src=f"{TEMPLATES}/conf.d/airflow-cluster.conf.j2",
         dest=f"{CONFIG_DIR}/conf.d/airflow-cluster.conf",
@@ -38,7 +39,7 @@ def apply(run):
         mode="0640",
         **tvars,
     )
-    hba = files.template(
+    hba = cluster_files.template(
         name="pg_hba.conf: the cluster's Airflow hosts only",
         src=f"{TEMPLATES}/pg_hba.conf.j2",
         dest=f"{CONFIG_DIR}/pg_hba.conf",

@@ -50,6 +50,7 @@ from pyinfra.operations.util import any_changed
 from cluster.broker import redis_settings_in_force, stale_copy_names, stale_copy_pattern
 from cluster.net import endpoint
 from facts.redis import AUTH_FILE, SECRET_SETTINGS, RedisConfig, SentinelMaster, digest
+from operations import files as cluster_files
 from operations.redis import (
     HANDOVER,
     HANDOVER_SOURCE,
@@ -98,7 +99,7 @@ def apply(run):
     files.directory(
         name=f"directory {OWNED_DIR}", path=OWNED_DIR, user="root", group="redis", mode="2750"
     )
-    files.template(
+    cluster_files.template(
         name=f"{AUTH_FILE} (redis-cli's password, root only)",
         src="templates/etc/redis/airflow-cluster/cli.auth.j2",
         dest=AUTH_FILE,
@@ -107,7 +108,7 @@ def apply(run):
         mode="0600",
         **tvars,
     )
-    files.put(
+    cluster_files.put(
         name=f"{HANDOVER} (the primary's handover before its restart)",
         src=str(PROJECT_DIR / HANDOVER_SOURCE),
         dest=HANDOVER,
@@ -201,7 +202,7 @@ def _config_files(service, tvars):
     and what to delete from the runtime file first (the copies of deploy-owned settings that
     a rewrite put there)."""
     runtime, seed_src, owned, owned_src = FILES[service]
-    owned_op = files.template(
+    owned_op = cluster_files.template(
         name=f"{owned} (deploy-owned settings)",
         src=owned_src,
         dest=owned,
@@ -214,7 +215,7 @@ def _config_files(service, tvars):
     if not host.get_fact(FindInFile, path=runtime, pattern=MARKER_PATTERN):
         # Missing, or still the package's sample: write the seed.
         config_ops.append(
-            files.template(
+            cluster_files.template(
                 name=f"{runtime} (seeded once, then owned by {service})",
                 src=seed_src,
                 dest=runtime,
@@ -243,7 +244,7 @@ def _config_files(service, tvars):
 
 
 def _unit_override(tvars):
-    override = files.template(  # its directory made by files.template (mkdir -p: 0755)
+    override = cluster_files.template(  # its directory made by the operation (mkdir -p: 0755)
         name=f"{UNIT_OVERRIDE} (restart delay)",
         src=f"templates{UNIT_OVERRIDE}.j2",
         dest=UNIT_OVERRIDE,

@@ -20,6 +20,7 @@ from pyinfra.operations import files, server, systemd
 from autoscaler import paths
 from cluster.paths import PROJECT_DIR
 from cluster.services import AUTOSCALER, LOG_SERVER, WORKER_INSTANCES, WORKER_TEMPLATE
+from operations import files as cluster_files
 from tasks import airflow
 from tasks.context import template_vars
 
@@ -82,7 +83,7 @@ def package_archive() -> bytes:
 
 
 def _autoscaler(tvars, changes: airflow.Changes) -> None:
-    package = files.put(
+    package = cluster_files.put(
         name="autoscaler package (one zip)",
         src=io.BytesIO(package_archive()),
         dest=str(paths.ARCHIVE),
@@ -92,24 +93,23 @@ def _autoscaler(tvars, changes: airflow.Changes) -> None:
     )
     files.directory(name="no autoscaler package directory (earlier deploys synced one)",
                     path=str(paths.LIB_DIR / "autoscaler"), present=False)
-    config = files.template(
+    config = cluster_files.template(
         name="autoscaler settings (hold the broker password: 0600)",
         src="templates/etc/airflow-cluster/autoscaler.json.j2",
         dest=str(paths.CONFIG),
         user="root",
         group="root",
         mode="0600",
-        create_remote_dir=True,
         **tvars,
     )
-    command = files.template(
+    command = cluster_files.template(
         name="airflow-cluster-autoscaler command",
         src="templates/usr/local/sbin/airflow-cluster-autoscaler.j2",
         dest=str(paths.COMMAND),
         mode="0755",
         **tvars,
     )
-    unit = files.template(
+    unit = cluster_files.template(
         name=f"unit {AUTOSCALER}",
         src=f"templates/etc/systemd/system/{AUTOSCALER}.j2",
         dest=f"{airflow.UNIT_DIR}/{AUTOSCALER}",

@@ -12,7 +12,8 @@ tests/unit/fixtures/operations/<module>.<op>/<case>.json tests operations.<modul
      "facts": {"<module>.<Fact>": {"<kwargs as pyinfra prints them>": value} | value},
      "commands": [...], "noop_description": "..."}
   A command is its raw string, or [raw, masked] when part of it is masked (HiddenValue);
-  a file upload is ["upload", content, dest]; a Python step run on the control machine
+  a file upload is ["upload", content, dest] (content read from the path when
+  the source is a file); a Python step run on the control machine
   (FunctionCommand) is ["call", function name, [arguments]]. Fact keys are pyinfra's `get_kwargs_str` of the
   arguments the operation asks with; a missing key fails the test. A fact asked more than
   once whose answer changes in between (after the operation's own commands ran, as
@@ -92,8 +93,11 @@ def parse_commands(commands):
             assert_shell_parses(command.get_raw_value())
             out.append(command_string(command))
         elif isinstance(command, FileUploadCommand):
-            command.src.seek(0)
-            data = command.src.read()
+            if isinstance(command.src, str):  # a control machine path
+                data = Path(command.src).read_text()
+            else:
+                command.src.seek(0)
+                data = command.src.read()
             out.append(["upload", data.decode() if isinstance(data, bytes) else data,
                         str(command.dest)])
         elif isinstance(command, FunctionCommand):

@@ -96,6 +96,13 @@ def test_allowed_host_is_proxied_logged_and_stopped(proxy, origin_port):
     assert not paths.proxy_pid.exists()
 
 
+def test_the_proxy_retries_a_dropped_lookup_after_1_s_not_5(proxy):
+    """glibc reads RES_OPTIONS from the environment of the process that resolves."""
+    _, _, pid = proxy
+    environment = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    assert b"RES_OPTIONS=timeout:1 attempts:5" in environment
+
+
 def test_apt_downloads_through_the_proxy(proxy, origin_port, tmp_path):
     """apt's own http method: keep-alive and pipelining, while tinyproxy serves one request
     per connection. apt notices the closed connection and re-sends the rest."""
