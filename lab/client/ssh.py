@@ -1,7 +1,17 @@
 """Lab's SSH part: commands and testinfra hosts over the inventory's user, key and known hosts."""
 
+import os
 import shlex
 import subprocess
+import tempfile
+from pathlib import Path
+
+# One SSH connection per host, reused by every command of the session (a handshake costs more
+# than most commands the tests run). A master whose host died or was cut off goes within
+# ALIVE_INTERVAL x ALIVE_COUNT s; a host that boots again resets it at once.
+CONTROL_DIR = Path(tempfile.gettempdir()) / f"airflow-lab-ssh-{os.getuid()}"
+CONTROL_PERSIST = 60
+ALIVE_INTERVAL, ALIVE_COUNT = 5, 3
 
 
 class SshAccess:
@@ -9,8 +19,9 @@ class SshAccess:
 
     def ssh_argv(self, name, *options) -> list[str]:
         """The ssh command line for host `name` with the inventory's user, key and known
-        hosts (strict checking), as pyinfra connects; `options` go before the destination."""
-        return ["ssh", *self._ssh_options(name), *options, self._destination(name)]
+        hosts (strict checking), as pyinfra connects; `options` come first, so they win
+        (ssh takes the first value of an option), e.g. "-o", "ControlPath=none"."""
+        return ["ssh", *options, *self._ssh_options(name), self._destination(name)]
 
     def run(self, name, command, timeout=120) -> subprocess.CompletedProcess:
         """`command` (a shell string) on host `name` over SSH: its exit code and text output."""
@@ -33,10 +44,14 @@ class SshAccess:
 
     def _ssh_options(self, name) -> list[str]:
         data = self.data(name)
+        CONTROL_DIR.mkdir(mode=0o700, exist_ok=True)
         return [
             "-i", data.get("ssh_key"),
             "-o", f"UserKnownHostsFile={data.get('ssh_known_hosts_file')}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={CONTROL_DIR}/%C",
+            "-o", f"ControlPersist={CONTROL_PERSIST}s",
+            "-o", f"ServerAliveInterval={ALIVE_INTERVAL}", "-o", f"ServerAliveCountMax={ALIVE_COUNT}",
         ]
 
     def _destination(self, name) -> str:

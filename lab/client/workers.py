@@ -66,6 +66,18 @@ class WorkerAccess:
         stopped = next(line for line in journal[stopping[-1]:] if " Stopped " in line)
         return float(stopped.split()[0]) - float(journal[stopping[-1]].split()[0])
 
+    def wait_idle(self, timeout=600):
+        """No load in the broker and no instance stopping on any worker host, whatever their
+        modes and counts: a test that fixes the counts itself need not wait for the rest."""
+
+        def idle():
+            if any(self.autoscaler_status(name)["stopping"]
+                   for name in self.cluster.groups["worker"]):
+                return False
+            return self.broker_load(self.cluster.groups["worker"][0]) == 0
+
+        wait_for("no load and no worker instance stopping", idle, timeout=timeout, interval=2)
+
     def wait_at_rest(self, timeout=600):
         """Every worker host autoscaling, at its minimum, nothing stopping, no load."""
 

@@ -3,9 +3,9 @@ changed one shows its new task, a removed one is no longer scheduled, a broken o
 import error the others survive; a new plugin restarts the services that load it; with the Git
 DAG bundle a pushed DAG runs without a deploy.
 
-The deploys here ship a scratch copy of dags/ (`--data dags_dir=...`), then a plugin
-(`--data plugins_dir=...`) and, last, a Git repository served by db1's sshd; the module ends with a plain deploy that restores the
-cluster as the other tests know it. The DAG processors look for new and deleted files every
+The deploys here ship a scratch copy of dags/ (`--data dags_dir=...`), then, in one deploy, a
+plugin (`--data plugins_dir=...`) and a Git repository served by db1's sshd as the DAG bundle;
+the module ends with a plain deploy that restores the cluster as the other tests know it. The DAG processors look for new and deleted files every
 dag_bundle_refresh_interval (10 s): 90 s per wait leaves room for a loaded machine while a
 missing mechanism (Airflow's default refresh is 300 s) still fails. The seconds measured
 are printed (bench/dag_delivery.py reports them).
@@ -122,35 +122,40 @@ PLUGIN_LOADERS = tuple(
 ) + ("| running worker instances restarted",)
 
 
-def test_a_new_plugin_restarts_the_services_and_is_loaded(api, folder):
-    """The plugin stays until the module's last deploy (plugins_dir back to plugins/)."""
-    plugins = plugin_folder()
-    try:
-        plugins.write("lab_probe_plugin.py", plugin_source("lab_probe_plugin"))
-        run = deploy(*folder.data(), *plugins.data())
-        restarted = [name for name, _ in run.changed_operations() if " restarted " in name]
-        for loader in PLUGIN_LOADERS:
-            assert any(loader in name for name in restarted), restarted
-        wait_for("the plugin listed by the API servers", lambda: "lab_probe_plugin" in {
-            p["name"] for p in api.collection("/api/v2/plugins", "plugins")}, timeout=300)
-        rerun = deploy(*folder.data(), *plugins.data())
-        assert rerun.changed_operations() == [], rerun.changed_operations()
-    finally:
-        plugins.cleanup()
-
-
 @pytest.fixture(scope="module")
 def git_server(folder):
-    """db1 serves a repository; the cluster reads it as the Git DAG bundle."""
+    """db1 serves a repository, which plugin_and_git makes the Git DAG bundle."""
     server = GitServer(LAB, "db1")
     server.install()
     server.push({"README.md": "DAGs of the lab's Git bundle check.\n"}, "empty")
-    deploy(*folder.data(), *server.data())
     yield server
     server.cleanup()
 
 
-def test_pushed_dag_runs_without_a_deploy(api, waits, git_server):
+@pytest.fixture(scope="module")
+def plugin_and_git(folder, git_server):
+    """One deploy that brings a plugin and makes the Git repository the DAG bundle (each
+    restarts every Airflow service: one restart instead of two): (its run, its data). Both
+    stay until the module's last deploy, which restores plugins/ and dags/."""
+    plugins = plugin_folder()
+    plugins.write("lab_probe_plugin.py", plugin_source("lab_probe_plugin"))
+    data = [*folder.data(), *plugins.data(), *git_server.data()]
+    yield deploy(*data), data
+    plugins.cleanup()
+
+
+def test_a_new_plugin_restarts_the_services_and_is_loaded(api, plugin_and_git):
+    run, data = plugin_and_git
+    restarted = [name for name, _ in run.changed_operations() if " restarted " in name]
+    for loader in PLUGIN_LOADERS:
+        assert any(loader in name for name in restarted), restarted
+    wait_for("the plugin listed by the API servers", lambda: "lab_probe_plugin" in {
+        p["name"] for p in api.collection("/api/v2/plugins", "plugins")}, timeout=300)
+    rerun = deploy(*data)
+    assert rerun.changed_operations() == [], rerun.changed_operations()
+
+
+def test_pushed_dag_runs_without_a_deploy(api, waits, git_server, plugin_and_git):
     git_server.push({"git_probe.py": dag_source("git_probe", "from_git")}, "a DAG")
     seconds = waits.listed("git_probe", LIVE_TIMEOUT, bundle=GIT_BUNDLE)
     print(f"pushed DAG listed {seconds:.1f} s after the push")

@@ -38,7 +38,8 @@ def tunnel_from(name, target, port):
     local = _free_port()
     process = subprocess.Popen(
         LAB.ssh_argv(
-            name, "-N", "-o", "ExitOnForwardFailure=yes",
+            # A connection of its own: a forward through the shared one would outlive it.
+            name, "-N", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes",
             "-L", f"127.0.0.1:{local}:{target}:{port}",
         ),
         stdout=subprocess.DEVNULL,

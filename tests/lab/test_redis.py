@@ -8,6 +8,7 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
+from lab.client.broker import NO_RETRY
 from tests.lab.support import listening, owner_and_mode
 
 REDIS_HOSTS = ("redis1", "redis2", "redis3")
@@ -62,10 +63,13 @@ def test_runtime_files_include_the_deploy_owned_ones(redis_lab, name):
 def test_unauthenticated_commands_are_refused(redis_lab, name):
     address = redis_lab.cluster.node(name).address
     for port in (redis_lab.cluster.settings["redis_port"], redis_lab.cluster.settings["sentinel_port"]):
-        anonymous = redis.Redis(host=address, port=port, socket_timeout=10)
+        # Refused is final: redis-py would retry it with backoff (an AuthenticationError is a
+        # ConnectionError), seconds per assertion.
+        anonymous = redis.Redis(host=address, port=port, socket_timeout=10, **NO_RETRY)
         with pytest.raises(redis.AuthenticationError):
             anonymous.ping()
-        wrong = redis.Redis(host=address, port=port, password="not-the-password", socket_timeout=10)
+        wrong = redis.Redis(host=address, port=port, password="not-the-password",
+                            socket_timeout=10, **NO_RETRY)
         with pytest.raises(redis.AuthenticationError):
             wrong.ping()
     # And over localhost on the host itself.
