@@ -12,7 +12,7 @@ _AT = re.compile(r" at (\d+\.\d+)\s*$")
 
 
 class PowerAccess:
-    """Mixed into Lab, which provides inventory_path and cluster."""
+    """Mixed into Lab, which provides inventory_path, cluster and forget(*names)."""
 
     def _lab(self, *args, timeout=900, env=None) -> subprocess.CompletedProcess:
         done = run_lab(*args, "--inventory", self.inventory_path, timeout=timeout, env=env)
@@ -22,10 +22,13 @@ class PowerAccess:
 
     def kill_host(self, *names) -> float:
         """Pull the plugs of `names` at the same moment; the time.time() of the SIGKILL."""
-        return self._at(self._lab("kill", *names))
+        at = self._at(self._lab("kill", *names))
+        self.forget(*names)
+        return at
 
     def stop_host(self, name):
         self._lab("stop", name)
+        self.forget(name)
 
     def start_host(self, name):
         """Boot `name` on its disk and wait until it answers SSH."""
@@ -37,7 +40,9 @@ class PowerAccess:
 
     def isolate_host(self, name) -> float:
         """Cut `name` off the network; the time.time() it was cut off."""
-        return self._at(self._lab("isolate", name))
+        at = self._at(self._lab("isolate", name))
+        self.forget(name)
+        return at
 
     def heal_host(self, name):
         self._lab("heal", name)

@@ -30,6 +30,13 @@ class SshAccess:
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
 
+    def forget(self, *names):
+        """Close the shared connections to `names` (their hosts lost power or network): the
+        next command connects afresh instead of waiting on a dead connection."""
+        for name in names:
+            subprocess.run(["ssh", "-O", "exit", *self._ssh_options(name), self._destination(name)],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+
     def host(self, name):
         """A testinfra host for `name`, over the same SSH (cached)."""
         import testinfra

@@ -20,6 +20,8 @@ MARKER = "/var/lib/lab-power-marker"
 def lab(*args):
     done = run_lab(*args)
     assert done.returncode == 0, done.stdout + done.stderr
+    if args[0] in ("kill", "stop", "isolate"):
+        LAB.forget(*args[1:])
     return done
 
 
