@@ -12,8 +12,8 @@ load balancer's REST API:
 
 Each test leaves every worker host autoscaling. Only the burst (first after the rest check)
 and the idle test start from the rest; the others fix or drain the counts themselves and wait
-only for the load of the test before to end (no cooldowns waited for). The run configuration of the load DAG sets
-its size; it has no retries, so a killed task shows as failed.
+only for the load of the test before to end (no cooldowns waited for). The run configuration
+of the load DAG sets its size; it has no retries, so a killed task shows as failed.
 """
 
 import math

@@ -5,10 +5,11 @@ DAG bundle a pushed DAG runs without a deploy.
 
 The deploys here ship a scratch copy of dags/ (`--data dags_dir=...`), then, in one deploy, a
 plugin (`--data plugins_dir=...`) and a Git repository served by db1's sshd as the DAG bundle;
-the module ends with a plain deploy that restores the cluster as the other tests know it. The DAG processors look for new and deleted files every
-dag_bundle_refresh_interval (10 s): 90 s per wait leaves room for a loaded machine while a
-missing mechanism (Airflow's default refresh is 300 s) still fails. The seconds measured
-are printed (bench/dag_delivery.py reports them).
+the module ends with a plain deploy that restores the cluster as the other tests know it.
+The DAG processors look for new and deleted files every dag_bundle_refresh_interval (10 s):
+90 s per wait leaves room for a loaded machine while a missing mechanism (Airflow's default
+refresh is 300 s) still fails. The seconds measured are printed (bench/dag_delivery.py
+reports them).
 """
 
 import json
