@@ -34,6 +34,10 @@ class Api(AirflowApi):
                  timeout=timeout)
         self.json("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
+    def pause(self, dag_id):
+        """Pause `dag_id`: the scheduler creates no new run of it and queues none of its tasks."""
+        self.json("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+
     def trigger(self, dag_id, conf=None) -> str:
         """A new run of `dag_id` (with the run configuration `conf`): its id."""
         body = {"logical_date": None, **({"conf": conf} if conf else {})}
