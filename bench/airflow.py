@@ -39,20 +39,25 @@ def cold_make_cluster():
 
 
 def single_host_pip_seconds(lab):
-    """A fresh venv on the first worker, filled from the lock as the deploy does (no pip
-    cache: what a fresh host downloads). Timed from here; SSH adds well under a second."""
+    """A fresh venv on the first worker, filled from the lock with plain pip (no pip cache:
+    what a fresh host downloads). Timed from here; SSH adds well under a second. The deploy
+    does not install python3-venv (uv makes its venvs): it is installed for this, untimed,
+    and removed after."""
     name = lab.cluster.groups["worker"][0]
     settings = lab.data(name)
     lock = f"{settings.airflow_home}/requirements-{settings.airflow_version}.lock"
     venv = "/var/tmp/bench-airflow-venv"
     lab.run(name, f"rm -rf {venv}")
+    apt = "DEBIAN_FRONTEND=noninteractive apt-get -y -q"
+    if lab.run(name, f"{apt} install python3-venv >/dev/null").returncode:
+        sys.exit(f"apt-get install python3-venv on {name} failed")
     seconds, done = timed(
         lab.run, name,
         f"python3 -m venv {venv} && {venv}/bin/pip install --disable-pip-version-check "
         f"--no-input -q --no-deps --no-cache-dir -r {lock}",
         timeout=1800,
     )
-    lab.run(name, f"rm -rf {venv}")
+    lab.run(name, f"rm -rf {venv}; {apt} purge --autoremove python3-venv >/dev/null")
     if done.returncode:
         sys.exit(f"pip install on {name} failed:\n{done.stderr[-3000:]}")
     return seconds

@@ -32,7 +32,6 @@ base_packages = [
     "ca-certificates",
     "curl",
     "python3",
-    "python3-venv",
     "procps",
     "iproute2",
     "netcat-openbsd",

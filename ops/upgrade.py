@@ -199,7 +199,6 @@ def _install(session: Session, name, settings, version, venv, lock: Path,
         return f"upload of {lock.name} failed"
     commands = [
         f"chgrp {shlex.quote(settings['airflow_group'])} {remote_lock} && chmod 0644 {remote_lock}",
-        f"[ -x {venv}/bin/python ] || python3 -m venv {venv}",
     ]
     if upload:
         commands.insert(0, f"mkdir -p -m 0700 {WHEELHOUSE}")

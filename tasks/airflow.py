@@ -46,7 +46,7 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles, Link, Sha256File
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, pip, server, systemd
+from pyinfra.operations import files, server, systemd
 
 from cluster.airflow_lock import INSTALLED_LOCK, UV_ENV, install_commands, installed_lock
 from cluster.airflow_lock import lock_file
@@ -174,7 +174,6 @@ def _install(settings, tvars, venv) -> bool:
         mode="0644",
     )
     uv = _uv(settings, tvars)
-    pip.virtualenv(name="virtualenv", path=venv, python="python3", venv=True)
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if host.get_fact(Sha256File, path=installed_lock(venv)) == wanted:
         return False

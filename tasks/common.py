@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
@@ -24,8 +25,9 @@ def apply(run):
     tvars = template_vars(run)
     settings = tvars["settings"]
     _package_access(settings, tvars)
-    _packages(run, settings)
-    _extra_ca_certs(settings)
+    packages = host_packages(run, host.groups, settings)
+    _extra_ca_certs(settings, packages)
+    _packages(packages)
     _kernel_settings(settings, tvars)
     _cluster_hosts(run.cluster)
     _airflow_user(settings)
@@ -65,13 +67,14 @@ def _package_access(settings, tvars):
     )
 
 
-def _packages(run, settings):
+def _packages(packages):
     """Every package of the host's roles, in one apt run on every host at once."""
-    system.deb_packages(name="packages of the host's roles (one apt run)",
-                        packages=host_packages(run, host.groups, settings))
+    system.deb_packages(name="packages of the host's roles (one apt run)", packages=packages)
 
 
-def _extra_ca_certs(settings):
+def _extra_ca_certs(settings, packages):
+    """Placed before the packages: on a fresh host, installing ca-certificates builds the trust
+    store with them in it, and no second rebuild is needed."""
     uploads = []
     for index, local_path in enumerate(settings["extra_ca_certs"]):
         uploads.append(
@@ -82,7 +85,9 @@ def _extra_ca_certs(settings):
                 mode="0644",
             )
         )
-    if uploads:
+    installs_store = ("ca-certificates" in packages
+                      and "ca-certificates" not in host.get_fact(DebPackages))
+    if uploads and not installs_store:
         server.shell(
             name="rebuild the trust store",
             commands=["update-ca-certificates"],

@@ -18,6 +18,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from cluster.airflow_lock import UV_ENV, locked_pins, lock_file, uv_install_command
+from cluster.airflow_lock import venv_command
 from cluster.airflow_lock import versioned_venv
 from cluster.wheelhouse import WHEELHOUSE, uv_path
 from cluster.groups import AIRFLOW_GROUPS
@@ -182,7 +183,7 @@ def test_a_host_with_no_route_to_the_index_installs_from_the_wheelhouse(airflow_
         install = uv_install_command(uv, python,
                                      f"{settings.airflow_home}/requirements-{version}.lock",
                                      WHEELHOUSE)
-        done = host.run(f"rm -rf {scratch} {cache} && python3 -m venv {scratch} && "
+        done = host.run(f"rm -rf {scratch} {cache} && {venv_command(uv, scratch)} && "
                         f". {UV_ENV} && UV_CACHE_DIR={cache} {install}")
         assert done.rc == 0, done.stderr
         assert frozen(host, uv, python) == pins_of_lock(version)
