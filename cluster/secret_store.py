@@ -48,6 +48,17 @@ _FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")
 _CONFIG_SAFE = re.compile(r"^[A-Za-z0-9._~+=/@%^*(),:;?-]+$")
 _IN_LB_CONFIGS = ("stats_password", "vrrp_password")
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
+# Shortest supplied value accepted: 32 characters for the signing keys (the generated ones have
+# 43: 32 random bytes), 16 for passwords. VRRP's PASS authentication carries at most 8 (in clear on
+# the wire: it only keeps a stray router out).
+_MIN_LENGTH = {"api_secret_key": 32, "jwt_secret": 32, "vrrp_password": 6}
+_MIN_PASSWORD = 16
+# Airflow expands $NAME and a leading ~ in every value of airflow.cfg (expand_env_var): no
+# escape exists, so these secrets, written there as they are, cannot hold them.
+_IN_AIRFLOW_CFG = ("api_secret_key", "jwt_secret", "redis_password")
+# redis.conf and sentinel.conf carry the password as a bare word, where a quote opens a
+# quoted string (Redis would not start).
+_IN_REDIS_CONFIGS = ("redis_password",)
 
 
 def load_or_create(path, project_dir=None) -> dict[str, str]:
@@ -125,8 +136,19 @@ def _problem(name: str, value) -> str | None:
     # A newline or space would break the config lines the secrets are rendered into.
     if _UNSAFE.search(value):
         return f"{name!r} contains whitespace or control characters"
-    if name == "fernet_key" and not _FERNET_KEY.match(value):
-        return "'fernet_key' is not a Fernet key (url-safe base64 of 32 bytes, 44 characters)"
+    if name == "fernet_key":
+        if not _FERNET_KEY.match(value):
+            return "'fernet_key' is not a Fernet key (url-safe base64 of 32 bytes, 44 characters)"
+        return None
+    shortest = _MIN_LENGTH.get(name, _MIN_PASSWORD)
+    if len(value) < shortest:
+        return (f"{name!r} has {len(value)} characters: at least {shortest} are needed "
+                "(or remove it from the file and the deploy generates one)")
+    if name in _IN_AIRFLOW_CFG and ("$" in value or value.startswith("~")):
+        return (f"{name!r} holds '$' or starts with '~': Airflow expands them in airflow.cfg "
+                "(environment variables, home directory)")
+    if name in _IN_REDIS_CONFIGS and re.search("['\"]", value):
+        return f"{name!r} holds a quote, which redis.conf cannot carry in a password"
     if name in _IN_LB_CONFIGS and not _CONFIG_SAFE.match(value):
         return (
             f"secret {name!r} holds a character the HAProxy/keepalived configs cannot "

@@ -53,10 +53,10 @@ def awkward_secrets(tmp_path_factory):
     airflow.cfg (`%` is interpolated by Airflow's parser)."""
     path = tmp_path_factory.mktemp("awkward") / "cluster.json"
     path.write_text(json.dumps({
-        "redis_password": "r%ed/is@pa:ss#1",
-        "postgres_password": "pg%25/p@ss:w#rd",
-        "api_secret_key": "api%key",
-        "jwt_secret": "jwt%%secret",
+        "redis_password": "r%ed/is@pa:ss#1-long-enough",
+        "postgres_password": "pg%25/p@ss:w#rd-long-enough",
+        "api_secret_key": "api%key-with-percent-signs-32-chars%",
+        "jwt_secret": "jwt%%secret-with-percent-signs-32-chars",
     }))
     path.chmod(0o600)
     return load_or_create(path)

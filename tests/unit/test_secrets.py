@@ -70,7 +70,7 @@ def test_relative_path_is_from_the_project_dir(tmp_path, monkeypatch):
 
 def test_supplied_values_are_kept_and_missing_ones_added(tmp_path):
     path = tmp_path / REL
-    supplied = {"fernet_key": Fernet.generate_key().decode(), "admin_password": "correct-horse"}
+    supplied = {"fernet_key": Fernet.generate_key().decode(), "admin_password": "correct-horse-battery"}
     write(path, supplied)
     assert missing_secrets(path) == tuple(n for n in SECRET_NAMES if n not in supplied)
     secrets = load_or_create(path)
@@ -82,7 +82,7 @@ def test_supplied_values_are_kept_and_missing_ones_added(tmp_path):
 
 def test_stricter_mode_is_kept(tmp_path):
     path = tmp_path / REL
-    write(path, {"admin_password": "x1"}, file_mode=0o400)
+    write(path, {"admin_password": "a-supplied-password"}, file_mode=0o400)
     load_or_create(path)
     assert mode(path) == 0o400
 
@@ -95,6 +95,16 @@ def test_stricter_mode_is_kept(tmp_path):
     ({"jwt_secret": None}, "'jwt_secret' must be a string"),
     ({"admin_password": "two words"}, "'admin_password' contains whitespace"),
     ({"vrrp_password": "123456789"}, "'vrrp_password' has 9 characters"),
+    ({"vrrp_password": "12345"}, "'vrrp_password' has 5 characters: at least 6"),
+    ({"jwt_secret": "a"}, "'jwt_secret' has 1 characters: at least 32"),
+    ({"api_secret_key": "k" * 31}, "'api_secret_key' has 31 characters: at least 32"),
+    ({"admin_password": "fifteen-chars!!"}, "'admin_password' has 15 characters: at least 16"),
+    ({"postgres_password": "short"}, "'postgres_password' has 5 characters: at least 16"),
+    ({"jwt_secret": "x" * 32 + "$HOME"}, "'jwt_secret' holds '$' or starts with '~'"),
+    ({"api_secret_key": "~" + "k" * 32}, "'api_secret_key' holds '$' or starts with '~'"),
+    ({"redis_password": "a" * 16 + "$PATH"}, "'redis_password' holds '$'"),
+    ({"redis_password": "it's-a-long-password"}, "'redis_password' holds a quote"),
+    ({"redis_password": 'say-"hello"-to-redis'}, "'redis_password' holds a quote"),
     ({"fernet": "x"}, "unknown secret 'fernet' (did you mean 'fernet_key'?)"),
 ])
 def test_malformed_supplied_value_rejected(tmp_path, supplied, fragment):
@@ -135,7 +145,7 @@ def test_load_creates_nothing(tmp_path):
     with pytest.raises(ClusterConfigError, match="does not exist"):
         load(REL, project_dir=tmp_path)
     assert not (tmp_path / ".secrets").exists()
-    write(tmp_path / REL, {"admin_password": "x1"})
+    write(tmp_path / REL, {"admin_password": "a-supplied-password"})
     with pytest.raises(ClusterConfigError, match="lacks fernet_key"):
         load(REL, project_dir=tmp_path)
 
