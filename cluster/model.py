@@ -6,6 +6,7 @@ raises ClusterConfigError, with one line naming the problem, before any connecti
 """
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,18 @@ from .groups import REQUIRED_GROUPS, ROLE_GROUPS
 from .loader import load_inventory
 from .net import url_host
 from .paths import PROJECT_DIR, project_path
+from .ports import host_ports
 from .role_checks import check_role_settings
 from .settings import check_setting, cluster_wide_names
 from .tls import TlsSettings, tls_settings
 
 __all__ = ["Cluster", "ClusterConfigError", "Node", "build_cluster", "load_inventory"]
+
+# A host name is a DNS name (RFC 1123): Celery worker names, /etc/hosts, certificates.
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+    re.IGNORECASE,
+)
 
 # Settings the model itself reads; group_data/all.py ships a default for each.
 REQUIRED_SETTINGS = (
@@ -112,6 +120,11 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
             raise ClusterConfigError(f"setting {name!r} is not set: define it in group_data/all.py")
     role_settings = {g: {n: inventory.get_host(n).data.dict() for n in groups[g]} for g in groups}
     check_role_settings(role_settings)
+    for node in nodes.values():
+        try:
+            host_ports(node.groups, inventory.get_host(node.name).data.dict())
+        except ClusterConfigError as e:
+            raise ClusterConfigError(f"host {node.name!r}: {e}") from None
 
     def addresses_of(group):
         return tuple(nodes[name].address for name in groups[group])
@@ -181,8 +194,16 @@ def _check_settings(inventory: Inventory) -> None:
 
 
 def _check_group_names(inventory: Inventory) -> None:
-    """Data for a group with no hosts that is not a role is a misspelt group_data file."""
-    known = sorted(set(ROLE_GROUPS) | {g for g, hosts in inventory.groups.items() if hosts})
+    """A group of hosts that is not a role, or data for one, is a misspelt role. (pyinfra puts
+    every host in a group named after the inventory file, and in 'all'.)"""
+    everyone = {host.name for host in inventory}
+    for group, hosts in inventory.groups.items():
+        if hosts and group not in ROLE_GROUPS and {h.name for h in hosts} != everyone:
+            raise ClusterConfigError(
+                f"group {group!r} ({', '.join(h.name for h in hosts)}) is not a role; "
+                f"roles: {', '.join(ROLE_GROUPS)}"
+            )
+    known = sorted(ROLE_GROUPS)
     for group, data in inventory.group_data.items():
         if data and group not in ROLE_GROUPS and not inventory.groups.get(group):
             raise ClusterConfigError(
@@ -235,6 +256,11 @@ def _build_nodes(inventory: Inventory) -> dict[str, Node]:
     nodes: dict[str, Node] = {}
     owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
     for host in inventory:
+        if not _HOST_NAME.match(host.name):
+            raise ClusterConfigError(
+                f"host name {host.name!r} is not a DNS name (letters, digits and '-' in "
+                "dot-separated labels of at most 63): Celery and /etc/hosts use it"
+            )
         hostname = host.data.get("ssh_hostname")
         if hostname is None:
             raise ClusterConfigError(
@@ -247,6 +273,11 @@ def _build_nodes(inventory: Inventory) -> dict[str, Node]:
                 f"host {host.name!r}: ssh_hostname {hostname!r} is not an IP address "
                 "(services bind to it)"
             ) from None
+        if address.version != 4:
+            raise ClusterConfigError(
+                f"host {host.name!r}: ssh_hostname {hostname!r} is IPv6, which the deploy does "
+                "not support yet: use the hosts' IPv4 addresses"
+            )
         if address in owners:
             raise ClusterConfigError(
                 f"hosts {owners[address]!r} and {host.name!r} have the same address {address}"
@@ -265,7 +296,16 @@ def _lb_vip(vip: str | None, lb_hosts: tuple[str, ...], nodes: dict[str, Node]) 
             f"group 'lb' has 2 hosts ({', '.join(lb_hosts)}) but lb_vip is not set: "
             "set it to a free address on their network"
         )
-    vip = str(ipaddress.ip_address(vip))
+    address = ipaddress.ip_address(vip)
+    if address.version != 4:
+        raise ClusterConfigError(f"lb_vip {vip} is IPv6: use an IPv4 address like the hosts'")
+    if (address.is_loopback or address.is_multicast or address.is_link_local
+            or address.is_unspecified or address.is_reserved):
+        raise ClusterConfigError(
+            f"lb_vip {vip} is not a unicast address clients can reach: use a free address "
+            "on the lb hosts' network"
+        )
+    vip = str(address)
     for node in nodes.values():
         if node.address == vip:
             raise ClusterConfigError(

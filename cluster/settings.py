@@ -222,8 +222,21 @@ def check_setting(name: str, value: Any) -> str | None:
     setting = SETTINGS.get(name)
     if setting is None:
         return f"unknown setting {name!r}{did_you_mean(name)}"
-    problem = setting.check(value)
+    problem = _control_characters(value) or setting.check(value)
     return problem and f"setting {name!r}: {problem}"
+
+
+def _control_characters(value: Any) -> str | None:
+    """Settings are written into config lines and units: a newline or other control
+    character in any text of `value` (lists and dicts included) would start a line of its own."""
+    if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return "contains a newline or another control character"
+    elif isinstance(value, (list, tuple)):
+        return next(filter(None, map(_control_characters, value)), None)
+    elif isinstance(value, dict):
+        return next(filter(None, map(_control_characters, [*value, *value.values()])), None)
+    return None
 
 
 def did_you_mean(name: str) -> str:

@@ -4,6 +4,7 @@ Each test writes a project (inventory.py + copies of the shipped group_data) int
 and runs the real command in a subprocess, as a user would.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -343,3 +344,72 @@ def test_worker_autoscaling_relations_are_checked(tmp_path, assignment, fragment
     write_project(tmp_path)
     append_group_data(tmp_path, "worker", assignment)
     assert_rejected(ops_check(tmp_path), *fragments)
+
+
+# --- names, addresses, ports, text (one rule each) ----------------------------------------------
+
+
+def test_host_name_must_be_a_dns_name(tmp_path):
+    groups = {g: [("web_1" if h == "web1" else h) for h in hosts] for g, hosts in GROUPS.items()}
+    write_project(tmp_path, groups=groups, addresses={**ADDRESSES, "web_1": "10.9.0.41"})
+    assert_rejected(ops_check(tmp_path), "host name 'web_1' is not a DNS name")
+
+
+def test_hosts_in_a_group_that_is_not_a_role(tmp_path):
+    write_project(tmp_path, groups={**GROUPS, "workers": ["worker1"]})
+    assert_rejected(ops_check(tmp_path), "group 'workers' (worker1) is not a role", "roles:")
+
+
+def test_ipv6_hosts_are_refused(tmp_path):
+    addresses = {name: f"fd00::{i + 1}" for i, name in enumerate(ADDRESSES)}
+    write_project(tmp_path, addresses=addresses, common={"lb_vip": "fd00::100"})
+    assert_rejected(ops_check(tmp_path), "is IPv6", "IPv4")
+
+
+@pytest.mark.parametrize("vip, fragment", [
+    ("fd00::10", "lb_vip fd00::10 is IPv6"),
+    ("127.0.0.10", "lb_vip 127.0.0.10 is not a unicast address"),
+    ("224.0.0.18", "lb_vip 224.0.0.18 is not a unicast address"),
+    ("169.254.0.10", "lb_vip 169.254.0.10 is not a unicast address"),
+    ("0.0.0.0", "lb_vip 0.0.0.0 is not a unicast address"),
+])
+def test_vip_must_be_a_reachable_ipv4_address(tmp_path, vip, fragment):
+    write_project(tmp_path, common={"lb_vip": vip})
+    assert_rejected(ops_check(tmp_path), fragment)
+
+
+@pytest.mark.parametrize("group, assignment, fragments", [
+    # web1 is a web and a scheduler host.
+    ("scheduler", "scheduler_health_port = 8080",
+     ("host 'web1'", "port 8080 is both the API server's and the scheduler health server's")),
+    ("all", "worker_log_server_port = 22", ("host 'worker1'", "port 22 is both the SSH server's and the worker log server's")),
+    ("lb", "lb_stats_port = 443", ("host 'lb1'", "HTTPS front's and the HAProxy stats page's")),
+])
+def test_two_services_of_a_host_on_one_port(tmp_path, group, assignment, fragments):
+    write_project(tmp_path)
+    append_group_data(tmp_path, group, assignment)
+    assert_rejected(ops_check(tmp_path), *fragments)
+
+
+@pytest.mark.parametrize("assignment, name", [
+    ("airflow_admin_email = 'admin@example.com\\nx = 1'", "airflow_admin_email"),
+    ("base_packages = ['curl', 'less\\rrm']", "base_packages"),
+    ("sysctl = {'vm.swappiness': '1\\tx'}", "sysctl"),
+])
+def test_control_characters_in_any_text_setting(tmp_path, assignment, name):
+    write_project(tmp_path)
+    append_group_data(tmp_path, "all", assignment)
+    assert_rejected(ops_check(tmp_path), f"setting {name!r}", "control character")
+
+
+@pytest.mark.parametrize("supplied, fragment", [
+    ({"jwt_secret": "a"}, "'jwt_secret' has 1 characters: at least 32"),
+    ({"redis_password": "it's-a-long-password"}, "'redis_password' holds a quote"),
+])
+def test_weak_or_unusable_supplied_secret(tmp_path, supplied, fragment):
+    write_project(tmp_path)
+    secrets = tmp_path / ".secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "cluster.json").write_text(json.dumps(supplied))
+    (secrets / "cluster.json").chmod(0o600)
+    assert_rejected(ops_check(tmp_path), "cluster.json", fragment)
