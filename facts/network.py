@@ -1,13 +1,16 @@
-"""Facts about a host's network: which interface holds an address (keepalived's VRRP
-interface on the lb hosts, tasks/lb.py)."""
+"""Facts about a host's network: which interface holds an address, and on which network
+(keepalived's VRRP interface on the lb hosts and the check that the VIP is on that network,
+tasks/lb.py)."""
 
+import ipaddress
 import shlex
 
 from pyinfra.api import FactBase, StringCommand
 
 
 class InterfaceOfAddress(FactBase):
-    """The network interface holding `address`, or None."""
+    """{"interface": name, "network": "a.b.c.0/24"}: the interface holding `address` and the
+    network of that address as configured there; None when no interface holds it."""
 
     def requires_command(self, *args, **kwargs):
         return "ip"
@@ -18,6 +21,9 @@ class InterfaceOfAddress(FactBase):
     def process(self, output):
         for line in output:
             fields = line.split()
-            if len(fields) > 1:
-                return fields[1].split("@")[0]
+            if len(fields) > 3:
+                return {
+                    "interface": fields[1].split("@")[0],
+                    "network": str(ipaddress.ip_interface(fields[3]).network),
+                }
         return None

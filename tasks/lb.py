@@ -22,6 +22,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
+from cluster.net import vip_outside_network
 from facts.network import InterfaceOfAddress
 from operations import system
 from operations.files import validated_file
@@ -52,7 +53,7 @@ def apply(run):
     _haproxy_service(haproxy_changes)
     if use_keepalived:
         address = run.cluster.node(host.name).address
-        settings["lb_vrrp_interface"] = vrrp_interface(settings, address)
+        settings["lb_vrrp_interface"] = vrrp_interface(settings, address, run.cluster.lb_vip)
         _keepalived(tvars)
     else:
         _no_keepalived()
@@ -103,16 +104,21 @@ def _haproxy_service(changes):
 # --- keepalived -------------------------------------------------------------------------------
 
 
-def vrrp_interface(settings, address):
+def vrrp_interface(settings, address, vip):
+    """The interface keepalived moves `vip` on: the setting, or the one holding the host's
+    address, whose network must then hold the VIP (checked before anything changes)."""
     if settings.get("lb_vrrp_interface"):
         return settings["lb_vrrp_interface"]
-    interface = host.get_fact(InterfaceOfAddress, address=address)
-    if not interface:
+    held = host.get_fact(InterfaceOfAddress, address=address)
+    if not held:
         raise ClusterConfigError(
             f"{host.name}: no network interface holds its address {address}; "
             "set lb_vrrp_interface"
         )
-    return interface
+    problem = vip_outside_network(vip, address, held["network"])
+    if problem:
+        raise ClusterConfigError(f"{host.name}: {problem}")
+    return held["interface"]
 
 
 def _keepalived(tvars):

@@ -13,6 +13,7 @@ import pytest
 from cluster import secret_store, tls
 from cluster.errors import ClusterConfigError, SecretsError
 from cluster.model import build_cluster
+from cluster.net import vip_outside_network
 from cluster.role_checks import check_role_settings
 from tasks import lb
 from tests.unit.support import GROUPS, MARKER, PROJECT as REPO, api_inventory, render_template
@@ -221,3 +222,17 @@ def test_lb_hosts_must_agree_on_the_vrrp_router_id(inventory):
     lb_settings["lb2"]["lb_vrrp_router_id"] = 52
     with pytest.raises(ClusterConfigError, match="lb_vrrp_router_id"):
         check_role_settings({**roles, "lb": lb_settings})
+
+
+@pytest.mark.parametrize("vip, network, outside", [
+    ("172.29.213.10", "172.29.213.0/24", False),
+    ("172.29.214.10", "172.29.213.0/24", True),
+    ("10.0.0.200", "10.0.0.0/25", True),
+])
+def test_the_vip_must_be_on_the_network_of_the_lb_hosts_address(vip, network, outside):
+    """The deploy asks each lb host which network its address is on (facts/network.py) and
+    refuses a VIP outside it before anything changes (tasks/lb.py vrrp_interface)."""
+    problem = vip_outside_network(vip, "172.29.213.11", network)
+    assert (problem is not None) == outside
+    if outside:
+        assert f"lb_vip {vip} is outside the network {network}" in problem
