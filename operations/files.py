@@ -120,11 +120,16 @@ def _show_diff(src, dest, mode, remote) -> None:
         host.log(f"Will {'modify' if remote['kind'] else 'create'} "
                  f"{format_text(dest, bold=True)} (mode {mode}: content not shown)", logger.info)
         return
-    current = host.get_fact(FileContents, path=dest) if remote["kind"] == "file" else None
     host.log(f"Will {'modify' if remote['kind'] else 'create'} {format_text(dest, bold=True)}",
              logger.info)
-    with get_file_io(src, "r") as wanted:
-        desired = wanted.readlines()
+    try:
+        with get_file_io(src, "r") as wanted:
+            desired = wanted.readlines()
+    except UnicodeDecodeError:  # a binary (uv, the wheels' tar): as pyinfra's put says
+        logger.info("  binary file: content not shown")
+        logger.info("")
+        return
+    current = host.get_fact(FileContents, path=dest) if remote["kind"] == "file" else None
     for line in generate_color_diff([line + "\n" for line in current or []], desired):
         logger.info("  %s", line)
     logger.info("")

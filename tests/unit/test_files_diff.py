@@ -2,7 +2,7 @@
 public one is shown as pyinfra shows it."""
 
 import logging
-from io import StringIO
+from io import BytesIO, StringIO
 
 from pyinfra.context import ctx_host, ctx_state
 
@@ -47,3 +47,16 @@ def test_a_file_others_cannot_read_is_named_not_printed(caplog):
 def test_a_public_file_is_shown(caplog):
     said = diff_of("0644", caplog)
     assert "old-secret" in said and "new-secret" in said
+
+
+def test_a_binary_file_is_named_not_decoded(caplog):
+    """The uv binary and the wheels' tar are put too: --diff says so instead of failing on
+    bytes that are not text (found by a cold deploy with -vvv --diff)."""
+    host, state = DiffHost(changed_file(0o755)), FakeState()
+    state.config.DIFF = True
+    with ctx_state.use(state), ctx_host.use(host), caplog.at_level(logging.INFO):
+        commands = list(put._inner(src=BytesIO(b"\x7fELF\xa8\x00\xff binary"), dest=DEST,
+                                   user="root", group="airflow", mode="0755"))
+    assert commands, "the changed file is uploaded"
+    said = " ".join(host.logged) + caplog.text
+    assert DEST in said and "binary file: content not shown" in said
