@@ -48,8 +48,9 @@ def hosts(lab, cluster):
 @pytest.fixture(scope="session")
 def first_deploy(lab, request):
     """The first full deploy of the session. Tests that need an untouched lab run before it
-    (see test_00_guards.py), so they ask for `lab` only."""
-    run = run_pyinfra()
+    (see test_00_guards.py), so they ask for `lab` only. With every command, its output and
+    every file's diff printed (-vvv --diff): test_common searches that for the secrets."""
+    run = run_pyinfra("-vvv", "--diff")
     assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
     return run
 

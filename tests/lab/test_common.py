@@ -2,7 +2,7 @@
 
 import json
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -32,6 +32,18 @@ def test_first_deploy_succeeds_on_every_host(first_deploy):
     for op in first_deploy.results["operations"]:
         hosts_with_ops.update(op["success"] + op["no_change"])
     assert hosts_with_ops >= set(HOST_NAMES)
+
+
+def test_no_secret_in_the_first_deploys_output(first_deploy):
+    """The cold deploy, with every command, its output and every file's diff printed (-vvv
+    --diff), shows no secret: passwords stay in root-only files on the hosts (redis-cli reads
+    its own), hashes and verifiers are made on the control machine, and files holding secrets
+    are named, not printed."""
+    output = first_deploy.stdout + first_deploy.stderr
+    assert "--> Starting operation" in output, "nothing printed"
+    shown = [name for name, value in LAB.secrets.items()
+             if value in output or quote(value, safe="") in output]
+    assert shown == []
 
 
 def test_second_deploy_changes_nothing(deployed):
