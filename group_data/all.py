@@ -84,7 +84,7 @@ api_port = 8080
 lb_https_port = 443
 # Plain HTTP port on the `lb` hosts: redirects to HTTPS.
 lb_http_port = 80
-# HAProxy stats page port on the `lb` hosts (behind the generated stats password).
+# HAProxy stats page port on the `lb` hosts: HTTPS only, behind the generated stats password.
 lb_stats_port = 8404
 
 # --- Load balancer ----------------------------------------------------------------------------

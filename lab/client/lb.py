@@ -27,9 +27,14 @@ class LoadBalancerAccess:
         the certificate is publicly trusted."""
         return ssl_context(self.cluster.tls.ca_path)
 
-    def http_get(self, address, port, path="/", headers=None, timeout=10):
-        """(status, headers, body) of a plain HTTP GET."""
-        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    def http_get(self, address, port, path="/", headers=None, timeout=10, tls=False):
+        """(status, headers, body) of a GET: plain HTTP, or with `tls` over HTTPS verified
+        with the cluster's CA."""
+        if tls:
+            conn = http.client.HTTPSConnection(address, port, timeout=timeout,
+                                               context=self.ssl_context())
+        else:
+            conn = http.client.HTTPConnection(address, port, timeout=timeout)
         try:
             conn.request("GET", path, headers=headers or {})
             response = conn.getresponse()
@@ -57,11 +62,15 @@ class LoadBalancerAccess:
         password = self.secrets["stats_password"] if password is None else password
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
+    def stats_get(self, address, path="/", headers=None, timeout=10):
+        """(status, headers, body) of a GET of the stats port of the lb host at `address`,
+        which is served over HTTPS only."""
+        return self.http_get(address, self.lb_setting("lb_stats_port"), path, headers=headers,
+                             timeout=timeout, tls=True)
+
     def stats_csv(self, address) -> list[dict]:
         """HAProxy's stats on the lb host at `address` as rows (dicts)."""
-        status, _, body = self.http_get(
-            address, self.lb_setting("lb_stats_port"), "/;csv", headers=self.stats_auth()
-        )
+        status, _, body = self.stats_get(address, "/;csv", headers=self.stats_auth())
         if status != 200:
             raise AssertionError(f"stats page of {address}: {status} {body[:300]!r}")
         return list(csv.DictReader(io.StringIO(body.decode().lstrip("# "))))

@@ -34,8 +34,8 @@ def lb_deploy(role_deploy):
     return role_deploy("lb")["first"]
 
 
-ssh, http_get, https_get, vip_holders, backend_status = (
-    LAB.host, LAB.http_get, LAB.https_get, LAB.vip_holders, LAB.backend_status
+ssh, http_get, https_get, stats_get, vip_holders, backend_status = (
+    LAB.host, LAB.http_get, LAB.https_get, LAB.stats_get, LAB.vip_holders, LAB.backend_status
 )
 
 
@@ -106,16 +106,20 @@ def test_https_answers_with_the_cluster_certificate(lb_deploy, address):
 
 
 @pytest.mark.parametrize("address", CLUSTER.addresses("lb"))
-def test_stats_page_needs_the_password(lb_deploy, address):
-    assert http_get(address, STATS_PORT, "/")[0] == 401
+def test_stats_page_needs_the_password_over_tls(lb_deploy, address):
+    assert stats_get(address, "/")[0] == 401
     wrong = LAB.stats_auth("not-the-password")
-    assert http_get(address, STATS_PORT, "/", headers=wrong)[0] == 401
+    assert stats_get(address, "/", headers=wrong)[0] == 401
     right = LAB.stats_auth()
-    status, _, body = http_get(address, STATS_PORT, "/", headers=right)
+    status, _, body = stats_get(address, "/", headers=right)
     assert status == 200 and b"api_servers" in body
+    # Never in clear: plain HTTP on the stats port gets no page.
+    with pytest.raises((http.client.HTTPException, OSError)):
+        http_get(address, STATS_PORT, "/", headers=right)
     # Read-only: no admin controls on the page, and an admin action is refused.
     assert b'method="post"' not in body.lower() and b"<select" not in body.lower()
-    conn = http.client.HTTPConnection(address, STATS_PORT, timeout=10)
+    conn = http.client.HTTPSConnection(address, STATS_PORT, timeout=10,
+                                       context=LAB.ssl_context())
     try:
         conn.request("POST", "/", body="s=web1&action=maint&b=api_servers",
                      headers={**right, "Content-Type": "application/x-www-form-urlencoded"})
@@ -125,7 +129,7 @@ def test_stats_page_needs_the_password(lb_deploy, address):
         conn.close()
     assert "MAINT" not in backend_status(address).get("web1", "")
     # The liveness URI keepalived checks answers without a password.
-    assert http_get(address, STATS_PORT, "/healthz")[0] == 200
+    assert stats_get(address, "/healthz")[0] == 200
 
 
 def api_answers(lb_name, address, port):
@@ -186,7 +190,7 @@ def test_stopping_haproxy_moves_the_vip_and_it_does_not_flap_back(lb_deploy):
     with PUBLIC_URL_WATCH.expected_outage("test_lb stops HAProxy on the VIP holder"):
         _move_the_vip(old, new)
     # The old holder recovers (its check passes again) and stays BACKUP: no flap back.
-    assert settled(lambda: http_get(CLUSTER.node(old).address, STATS_PORT, "/healthz")[0] == 200,
+    assert settled(lambda: stats_get(CLUSTER.node(old).address, "/healthz")[0] == 200,
                     timeout=30)
     deadline = time.monotonic() + 10  # > fall/rise (2 s) + several adverts
     while time.monotonic() < deadline:

@@ -57,7 +57,7 @@ def cert_pem(tmp_path_factory, cluster, inventory):
 
 def haproxy_check(config, cert_pem, tmp_path):
     """`haproxy -c` on the rendered config, with the certificate at a local path."""
-    assert config.count(lb.HAPROXY_PEM) == 1
+    assert config.count(lb.HAPROXY_PEM) == 2  # the HTTPS front and the stats page
     path = tmp_path / "haproxy.cfg"
     path.write_text(config.replace(lb.HAPROXY_PEM, str(cert_pem)))
     return subprocess.run([tool("haproxy"), "-c", "-f", str(path)], capture_output=True,
@@ -82,7 +82,9 @@ def test_haproxy_cfg_listeners_backends_and_checks(cluster, inventory):
     assert re.search(r"^\s+bind :443 ssl crt /etc/haproxy/certs/airflow-cluster\.pem\b", cfg, re.M)
     assert re.search(r"^frontend http\n\s+bind :80\n\s+http-request redirect scheme https", cfg,
                      re.M)
-    assert re.search(r"^\s+bind :8404$", cfg, re.M)
+    # The stats page over TLS only (its Basic auth never in clear).
+    assert re.search(r"^\s+bind :8404 ssl crt /etc/haproxy/certs/airflow-cluster\.pem\b", cfg,
+                     re.M)
     # Every web host is a backend, health-checked on GET /api/v2/version, fast detection.
     servers = re.findall(r"^\s+server (\S+) (\S+)$", cfg, re.M)
     assert servers == [(name, f"{addr}:8080") for name, addr, _ in cluster.api_backends]
@@ -185,7 +187,7 @@ def test_keepalived_conf_vrrp(cluster, inventory):
         assert re.search(r"^\s+auth_type PASS\n\s+auth_pass Vr-Pw_42$", conf, re.M)
         assert re.search(r"^\s+172\.29\.213\.10/32 dev eth0$", conf, re.M)
         assert re.search(r"track_script \{\s+haproxy_alive\s+\}", conf)
-        assert "http://127.0.0.1:8404/healthz" in conf
+        assert "--insecure --noproxy * --max-time 1 --output /dev/null https://127.0.0.1:8404/healthz" in conf
     priority = [int(re.search(r"priority (\d+)", c).group(1)) for c in (one, two)]
     assert priority[0] > priority[1], "priority by host order"
 

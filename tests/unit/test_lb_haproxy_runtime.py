@@ -162,22 +162,32 @@ def plain(stack, port_name, method="GET", path="/", headers=None, body=None):
         conn.close()
 
 
-def https(stack, method, path, body=None):
+def https(stack, method, path, body=None, port_name="lb_https_port", headers=None,
+          response_headers=False):
+    """(status, body), or (status, headers, body) with response_headers, over TLS verified
+    with the stack's CA."""
     context = ssl.create_default_context(cafile=str(stack["ca"]))
     context.check_hostname = False  # the certificate names the lab's addresses, not 127.0.0.1
-    conn = http.client.HTTPSConnection("127.0.0.1", stack["ports"]["lb_https_port"], timeout=10,
+    conn = http.client.HTTPSConnection("127.0.0.1", stack["ports"][port_name], timeout=10,
                                        context=context)
     try:
-        conn.request(method, path, body=body)
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
+        if response_headers:
+            return response.status, response.msg, response.read()  # names: any case
         return response.status, response.read()
     finally:
         conn.close()
 
 
+def stats(stack, path="/", headers=None):
+    """(status, body) of the stats page, which is served over TLS only."""
+    return https(stack, "GET", path, port_name="lb_stats_port", headers=headers)
+
+
 def backend_status(stack):
     try:
-        status, _, body = plain(stack, "lb_stats_port", path="/;csv", headers=auth())
+        status, body = stats(stack, path="/;csv", headers=auth())
     except OSError:
         return None
     rows = csv.DictReader(io.StringIO(body.decode().lstrip("# ")))
@@ -222,15 +232,25 @@ def test_every_server_failing_its_checks_still_gets_the_requests(stack):
     assert stack["dying"].seen.count("GET") + stack["good"].seen.count("GET") >= 6
 
 
-def test_stats_needs_the_password_and_http_redirects(stack):
-    assert plain(stack, "lb_stats_port")[0] == 401
-    assert plain(stack, "lb_stats_port", headers=auth("wrong"))[0] == 401
-    assert plain(stack, "lb_stats_port", headers=auth())[0] == 200
+def test_stats_needs_the_password_over_tls_and_http_redirects(stack):
+    assert stats(stack)[0] == 401
+    assert stats(stack, headers=auth("wrong"))[0] == 401
+    assert stats(stack, headers=auth())[0] == 200
+    assert stats(stack, path="/healthz")[0] == 200  # keepalived's check: no password
+    # The password is never asked for in clear: plain HTTP on the stats port gets no page.
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain(stack, "lb_stats_port", headers=auth())
     status, location, _ = plain(stack, "lb_http_port", path="/home?a=1",
                                headers={"Host": "airflow.example.com"})
     assert status == 301
     port = stack["ports"]["lb_https_port"]
     assert location == f"https://airflow.example.com:{port}/home?a=1"
+
+
+def test_https_answers_carry_hsts(stack):
+    status, headers, _ = https(stack, "GET", "/x", response_headers=True)
+    assert status == 200
+    assert headers.get("Strict-Transport-Security") == "max-age=31536000"
 
 
 # --- the runtime socket, as the rolling restarts use it ---------------------------------------
