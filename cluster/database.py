@@ -3,7 +3,14 @@
 `build_database` derives, once, from the inventory where the database is, who may connect
 to it (pg_hba.conf's entries) and how many connections the inventory's Airflow processes may
 open (max_connections). The templates and tasks only print these values; the URLs that carry
-the password are made from them with the secrets (`sql_alchemy_conn`, `celery_result_backend`).
+the password are made from them with the secrets (`sql_alchemy_conn`, `celery_result_backend`,
+`worker_result_backend`).
+
+Two roles: the metadata role (postgres_user), used by the API server and scheduler hosts only,
+owns the database; the worker hosts store their Celery task results as the Celery results role
+(celery_database_user), which may only read and write Celery's result tables (created and
+granted by the deploy: templates/usr/local/sbin/airflow-cluster-db.j2). A worker host never
+holds the metadata role's password.
 """
 
 from collections.abc import Mapping
@@ -13,7 +20,7 @@ from urllib.parse import quote
 
 from .database_url import parse_database_url
 from .errors import ClusterConfigError
-from .groups import AIRFLOW_GROUPS
+from .groups import CONTROL_PLANE_GROUPS
 from .net import host_network, url_host
 
 # The kinds of Airflow process that hold database connections (postgres_connection_budget).
@@ -36,14 +43,19 @@ class Database:
     host: str
     port: int
     name: str
+    # The metadata role (API server and scheduler hosts).
     user: str
+    # The Celery results role (worker hosts): Celery's result tables only.
+    celery_user: str
     # Extra libpq parameters from external_database_url, e.g. "sslmode=require" ("" when none).
     options: str
     # Address of the `postgres` host; None when the database is external (then the fields
     # below are empty: the deploy does not manage that server).
     postgres_address: str | None
-    # Addresses of the hosts that connect to the database, in inventory order, once each.
+    # Addresses of the hosts that connect as the metadata role (API server and scheduler
+    # hosts) and as the Celery results role (worker hosts), in inventory order, once each.
     clients: tuple[str, ...]
+    worker_clients: tuple[str, ...]
     # pg_hba.conf, in order.
     hba_entries: tuple[HbaEntry, ...]
     # Connections each kind of Airflow process may hold, times how many the inventory runs.
@@ -68,6 +80,7 @@ def build_database(settings, groups, addresses_of, postgres_settings=None) -> Da
     own settings (its connection budget, checked by role_checks; None without a postgres
     group)."""
     url = settings.get("external_database_url")
+    celery_user = settings["celery_database_user"]
     postgres_hosts = groups["postgres"]
     if postgres_hosts and url:
         raise ClusterConfigError(
@@ -83,27 +96,42 @@ def build_database(settings, groups, addresses_of, postgres_settings=None) -> Da
             parsed = parse_database_url(url)
         except ValueError as e:  # already checked with the settings; kept for direct callers
             raise ClusterConfigError(f"setting 'external_database_url': {e}") from None
+        _check_roles(parsed.user, celery_user)
         return Database(
             host=parsed.host, port=parsed.port, name=parsed.name, user=parsed.user,
-            options=parsed.query, postgres_address=None, clients=(), hba_entries=(),
+            celery_user=celery_user, options=parsed.query, postgres_address=None, clients=(),
+            worker_clients=(), hba_entries=(),
             connection_demand={}, max_connections=None,
         )
 
     address = addresses_of("postgres")[0]
     name, user = settings["postgres_database"], settings["postgres_user"]
-    clients = tuple(dict.fromkeys(a for group in AIRFLOW_GROUPS for a in addresses_of(group)))
-    # The postgres superuser over the local socket only; the Airflow role, to its database
-    # only, from each client host's address only, with a SCRAM password.
+    _check_roles(user, celery_user)
+    clients = tuple(dict.fromkeys(a for g in CONTROL_PLANE_GROUPS for a in addresses_of(g)))
+    worker_clients = tuple(dict.fromkeys(addresses_of("worker")))
+    # The postgres superuser over the local socket only; each Airflow role, to its database
+    # only, from the addresses of the hosts that use it only, with a SCRAM password.
     hba = [HbaEntry("local", "all", "postgres", "", "peer")]
     hba += [HbaEntry("host", name, user, host_network(a), "scram-sha-256") for a in clients]
+    hba += [HbaEntry("host", name, celery_user, host_network(a), "scram-sha-256")
+            for a in worker_clients]
     demand = _connection_demand(groups, postgres_settings["postgres_connection_budget"])
     reserve = postgres_settings["postgres_reserved_connections"]
     return Database(
-        host=address, port=settings["postgres_port"], name=name, user=user, options="",
-        postgres_address=address, clients=clients, hba_entries=tuple(hba),
+        host=address, port=settings["postgres_port"], name=name, user=user,
+        celery_user=celery_user, options="", postgres_address=address, clients=clients,
+        worker_clients=worker_clients, hba_entries=tuple(hba),
         connection_demand=demand,
         max_connections=max(sum(demand.values()) + reserve, POSTGRES_MIN_CONNECTIONS),
     )
+
+
+def _check_roles(user: str, celery_user: str) -> None:
+    if celery_user == user:
+        raise ClusterConfigError(
+            f"celery_database_user is {celery_user!r}, the metadata database's role too: the "
+            "workers' role must be another one (it may only touch Celery's result tables)"
+        )
 
 
 def _connection_demand(groups, budget) -> dict[str, int]:
@@ -125,12 +153,18 @@ def sql_alchemy_conn(database: Database, password: str) -> str:
 
 
 def celery_result_backend(database: Database, password: str) -> str:
-    """Celery's `result_backend`: the same database through SQLAlchemy."""
+    """Celery's `result_backend` of the API server and scheduler hosts: the same database
+    through SQLAlchemy, as the metadata role."""
     return _postgres_url("db+postgresql", database, password)
 
 
-def _postgres_url(scheme: str, database: Database, password: str) -> str:
-    user = quote(database.user, safe="")
+def worker_result_backend(database: Database, celery_password: str) -> str:
+    """Celery's `result_backend` of the worker hosts: as the Celery results role."""
+    return _postgres_url("db+postgresql", database, celery_password, database.celery_user)
+
+
+def _postgres_url(scheme: str, database: Database, password: str, user=None) -> str:
+    user = quote(user or database.user, safe="")
     url = (
         f"{scheme}://{user}:{quote(password, safe='')}@{url_host(database.host)}:"
         f"{database.port}/{quote(database.name, safe='')}"

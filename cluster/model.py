@@ -19,7 +19,7 @@ from .broker import Broker, build_broker
 from .dag_sources import DagSources, build_dag_sources
 from .database import Database, build_database
 from .errors import ClusterConfigError
-from .groups import REQUIRED_GROUPS, ROLE_GROUPS
+from .groups import CONTROL_PLANE_GROUPS, REQUIRED_GROUPS, ROLE_GROUPS
 from .loader import load_inventory
 from .net import url_host
 from .paths import PROJECT_DIR, project_path
@@ -40,6 +40,7 @@ _HOST_NAME = re.compile(
 REQUIRED_SETTINGS = (
     "secrets_file", "no_proxy", "api_port", "lb_https_port", "redis_port", "sentinel_port",
     "redis_master_name", "postgres_port", "postgres_database", "postgres_user",
+    "celery_database_user",
     "dags_dir", "plugins_dir", "dags_git_url", "dags_git_ref", "dags_git_subdir", "dags_git_key",
     "dags_git_known_hosts", "airflow_admin_user", "airflow_admin_email", "default_queue",
 )
@@ -52,6 +53,11 @@ class Node:
     address: str
     # The role groups the host is in, in ROLE_GROUPS order.
     groups: tuple[str, ...]
+
+    @property
+    def control_plane(self) -> bool:
+        """An API server or scheduler host: it holds the cluster's secrets (groups.py)."""
+        return bool(set(CONTROL_PLANE_GROUPS) & set(self.groups))
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
     groups = {g: tuple(h.name for h in inventory.groups.get(g, ())) for g in ROLE_GROUPS}
     _check_group_sizes(groups)
     nodes = _build_nodes(inventory)
+    _check_worker_hosts(nodes)
 
     settings = next(iter(inventory)).data.dict()
     for name in REQUIRED_SETTINGS:
@@ -246,6 +253,19 @@ def _check_group_sizes(groups: dict[str, tuple[str, ...]]) -> None:
             f"group 'postgres' has {_hosts(postgres)}: only one PostgreSQL host is supported "
             "(no replication); keep one or use an external database (external_database_url)"
         )
+
+
+def _check_worker_hosts(nodes: Mapping[str, Node]) -> None:
+    """Task code runs on worker hosts as the airflow user, which could read whatever an API
+    server or a scheduler on the same host must hold (the fernet key, the JWT secret...)."""
+    for node in nodes.values():
+        if "worker" in node.groups and node.control_plane:
+            shared = " and ".join(g for g in CONTROL_PLANE_GROUPS if g in node.groups)
+            raise ClusterConfigError(
+                f"host {node.name!r} is in group 'worker' and in {shared}: task code on a worker "
+                "host could read the secrets an API server or scheduler holds; give the workers "
+                "hosts of their own"
+            )
 
 
 def _hosts(names: tuple[str, ...]) -> str:

@@ -30,6 +30,7 @@ def check_role_settings(role_settings: Mapping[str, HostSettings]) -> None:
     _check_lb(role_settings["lb"])
     for name, settings in role_settings["worker"].items():
         _check_autoscale(name, settings)
+        _check_log_server_user(name, settings)
     versions = {
         s["airflow_version"] for g in AIRFLOW_GROUPS for s in role_settings[g].values()
     }
@@ -50,6 +51,15 @@ def _check_autoscale(name: str, settings: Mapping[str, Any]) -> None:
             f"{name}: worker_stop_timeout ({stop}) must be below celery_visibility_timeout "
             f"({visible}): the broker would hand a task still finishing in a warm stop to "
             "another worker"
+        )
+
+
+def _check_log_server_user(name: str, settings: Mapping[str, Any]) -> None:
+    user = settings["log_server_user"]
+    if user in (settings["airflow_user"], "root"):
+        raise ClusterConfigError(
+            f"{name}: log_server_user is {user!r}: the task log server holds [api] secret_key, "
+            "which the task code must not read; give it a user of its own"
         )
 
 

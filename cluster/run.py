@@ -15,7 +15,7 @@ from pyinfra.context import ctx_state
 
 from .broker import broker_url, transport_options
 from .dag_sources import check_local_files
-from .database import celery_result_backend, sql_alchemy_conn
+from .database import celery_result_backend, sql_alchemy_conn, worker_result_backend
 from .deploy_key import ensure_deploy_key
 from .model import Cluster, build_cluster
 from .secret_store import load_or_create
@@ -26,8 +26,11 @@ from .tls import TlsFiles, ensure_tls
 class Connections:
     """Where Airflow connects, each URL with its password (airflow.cfg only)."""
 
+    # The metadata role: API server and scheduler hosts only.
     sql_alchemy_conn: str
     celery_result_backend: str
+    # The Celery results role: worker hosts.
+    worker_result_backend: str
     celery_broker_url: str
     celery_broker_transport_options: Mapping[str, Any]
 
@@ -64,6 +67,7 @@ def connections(cluster: Cluster, secrets: Mapping[str, str]) -> Connections:
     return Connections(
         sql_alchemy_conn=sql_alchemy_conn(database, secrets["postgres_password"]),
         celery_result_backend=celery_result_backend(database, secrets["postgres_password"]),
+        worker_result_backend=worker_result_backend(database, secrets["celery_db_password"]),
         celery_broker_url=broker_url(broker, secrets["redis_password"]),
         celery_broker_transport_options=transport_options(broker, secrets["redis_password"]),
     )

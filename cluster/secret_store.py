@@ -35,7 +35,8 @@ _GENERATORS = {
     "api_secret_key": _password,  # [api] secret_key: identical on every node
     "jwt_secret": _password,  # [api_auth] jwt_secret: identical on every node
     "redis_password": _password,  # Redis and Sentinel
-    "postgres_password": _password,  # the Airflow database role
+    "postgres_password": _password,  # the Airflow database role (API servers, schedulers)
+    "celery_db_password": _password,  # the workers' Celery results role
     "admin_password": _password,  # the Airflow admin user
     "stats_password": _password,  # HAProxy stats page
     "vrrp_password": lambda: secrets.token_urlsafe(6),  # 8 characters

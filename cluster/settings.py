@@ -67,6 +67,9 @@ SETTINGS: dict[str, Setting] = {
     "postgres_user": Setting(
         v.system_name, "Metadata database role (postgres group).", cluster_wide=True
     ),
+    "celery_database_user": Setting(
+        v.system_name, "Database role of the workers' Celery results.", cluster_wide=True
+    ),
     # --- Ports ------------------------------------------------------------------------------------
     "redis_port": Setting(v.port, "Redis server port (redis group).", cluster_wide=True),
     "sentinel_port": Setting(v.port, "Redis Sentinel port (redis group).", cluster_wide=True),
@@ -146,6 +149,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     # --- worker group -----------------------------------------------------------------------------
     "worker_stop_timeout": Setting(v.integer(1), "Seconds a stopping worker may finish tasks."),
+    "log_server_user": Setting(v.system_name, "System user of the task log server."),
     "autoscale_min_instances": Setting(v.integer(0), "Fewest worker instances on a host."),
     "autoscale_max_instances": Setting(v.integer(1), "Most worker instances on a host."),
     "autoscale_cooldown": Setting(v.integer(0), "Seconds of lower load before a scale-in."),

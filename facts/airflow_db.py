@@ -14,12 +14,14 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 # The deploy's database helper on every Airflow host (rendered by tasks/airflow.py).
 HELPER = "/usr/local/sbin/airflow-cluster-db"
 STATUS_MARKER = "AIRFLOW-CLUSTER-DB-STATUS "
-UNKNOWN = {"db": "unknown", "conn_sha256": None, "admin_password_hash": None}
+UNKNOWN = {"db": "unknown", "conn_sha256": None, "admin_password_hash": None,
+           "celery_results": None}
 
 
 class AirflowDbStatus(FactBase):
     """{"db": "current" | "needed" | "unknown", "conn_sha256": sha256 of the configured
-    sql_alchemy_conn or None, "admin_password_hash": the stored hash or None}."""
+    sql_alchemy_conn or None, "admin_password_hash": the stored hash or None,
+    "celery_results": whether the workers' role may use Celery's result tables, or None}."""
 
     def command(self, python, admin_user):
         # The helper runs under `python`, a venv's (absent before its install): Airflow of

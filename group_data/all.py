@@ -66,8 +66,13 @@ external_database_url = None
 postgres_port = 5432
 # Name of Airflow's metadata database (the `postgres` group creates it).
 postgres_database = "airflow"
-# PostgreSQL role Airflow connects as (password: postgres_password in the secrets file).
+# PostgreSQL role the API servers and schedulers connect as (password: postgres_password in the
+# secrets file). It owns the metadata database.
 postgres_user = "airflow"
+# PostgreSQL role the workers store Celery task results as (password: celery_db_password in the
+# secrets file); it may only read and write Celery's two result tables. The `postgres` group
+# creates it; with external_database_url, create it on that server first (LOGIN, that password).
+celery_database_user = "airflow_celery"
 
 # --- Broker -----------------------------------------------------------------------------------
 # Name the sentinels monitor the Redis primary under; Celery's transport options name it too.

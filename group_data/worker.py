@@ -11,6 +11,11 @@ are in group_data/all.py.
 # worker_concurrency and shared between the worker hosts (`python -m ops scale|autoscale|drain`
 # steer it by hand).
 
+# System user of the host's task log server (airflow-worker-logs.service): it holds [api]
+# secret_key, which the task code (airflow_user) must not read, and reads the task logs through
+# airflow_group.
+log_server_user = "airflow-logs"
+
 # Fewest instances on each worker host, whatever the load (0: none when idle).
 autoscale_min_instances = 1
 # Most instances on each worker host: each takes worker_concurrency task processes' memory.

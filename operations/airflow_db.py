@@ -33,18 +33,25 @@ def conn_sha256(sql_alchemy_conn: str) -> str:
     return hashlib.sha256(sql_alchemy_conn.encode()).hexdigest()
 
 
+def _elsewhere(on: str | None, what: str) -> str:
+    if on is None:
+        return f"no API server or scheduler host in this run: {what} left as it is"
+    return f"{on} checks {what}"
+
+
 @operation()
-def migrated(on: str, python: str, admin_user: str, conn: str, reinstalled: bool,
+def migrated(on: str | None, python: str, admin_user: str, conn: str, reinstalled: bool,
              upgrade: tuple[list[str], list[str]] | None = None):
     """`airflow db migrate` with `python` (the venv of the version to run) on host `on` when
     Airflow was just (re)installed, the configured database URL (`conn`) is not the one the
-    database was last checked with, or migrations are pending.
+    database was last checked with, or migrations are pending; with it, or alone when only
+    they are missing, Celery's result tables made and granted to the workers' role.
 
     `upgrade` = (scheduler hosts, their units) when the version in use changes: those are
     stopped first and, if the migration fails, started again on the old version
     (operations/airflow_upgrade.py)."""
     if host.name != on:
-        host.noop(f"{on} checks the database")
+        host.noop(_elsewhere(on, "the database"))
         return
     if upgrade:
         yield FunctionCommand(_upgrade_migration, (python, *upgrade), {})
@@ -52,7 +59,11 @@ def migrated(on: str, python: str, admin_user: str, conn: str, reinstalled: bool
     status = host.get_fact(AirflowDbStatus, python=python, admin_user=admin_user)
     if reinstalled or status["db"] != "current" or status["conn_sha256"] != conn_sha256(conn):
         _UNCHANGED_STATUS.pop(host, None)
+        # Then Celery's result tables, granted to the workers' role.
         yield StringCommand(python, HELPER, "migrate")
+    elif not status["celery_results"]:
+        _UNCHANGED_STATUS[host] = (python, admin_user, status)
+        yield StringCommand(python, HELPER, "celery-results")
     else:
         _UNCHANGED_STATUS[host] = (python, admin_user, status)
         host.noop("no migration pending")
@@ -69,11 +80,11 @@ def _upgrade_migration(state, host, python, scheduler_names, units):
 
 
 @operation()
-def admin_user(on: str, python: str, user: str, email: str, password: str):
+def admin_user(on: str | None, python: str, user: str, email: str, password: str):
     """The FAB admin `user` exists (created once) with `password`, set as a hash made here
     only when the stored hash was not made from it."""
     if host.name != on:
-        host.noop(f"{on} checks the admin user")
+        host.noop(_elsewhere(on, "the admin user"))
         return
     python_user_status = _UNCHANGED_STATUS.pop(host, None)
     if python_user_status and python_user_status[:2] == (python, user):

@@ -11,20 +11,23 @@ from facts.account import Account
 
 
 @operation()
-def system_user(user: str, home: str, shell: str, group: str | None = None):
-    """pyinfra's `server.user(user, group, home, shell, system=True, ensure_home=False)`,
-    whose commands it runs when the account is missing or differs; asked first with one
-    `getent` (facts/account.py) instead of pyinfra's Users fact, which lists every account
-    of the host (~1.4 s per run). Those arguments are all server.user compares for an
-    existing account."""
+def system_user(user: str, home: str, shell: str, group: str | None = None,
+                groups: list[str] | None = None):
+    """pyinfra's `server.user(user, group, groups, home, shell, system=True,
+    ensure_home=False)`, whose commands it runs when the account is missing or differs; asked
+    first with one `getent` (facts/account.py) instead of pyinfra's Users fact, which lists
+    every account of the host (~1.4 s per run). Those arguments are all server.user compares
+    for an existing account; `groups`, the supplementary groups, exactly (None: left as they
+    are)."""
     account = host.get_fact(Account, user=user)
     if account and account["home"] == home and account["shell"] == shell and (
         group is None or account["group"] == group
-    ):
+    ) and (groups is None or account["groups"] == sorted(set(groups))):
         host.noop(f"user {user} exists")
         return
     yield from server.user._inner(
-        user=user, group=group, home=home, shell=shell, system=True, ensure_home=False
+        user=user, group=group, groups=groups, home=home, shell=shell, system=True,
+        ensure_home=False,
     )
 
 

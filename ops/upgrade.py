@@ -64,6 +64,12 @@ def airflow_hosts(cluster: Cluster) -> list[str]:
     return [n for n, node in cluster.nodes.items() if set(AIRFLOW_GROUPS) & set(node.groups)]
 
 
+def database_hosts(cluster: Cluster) -> list[str]:
+    """The hosts that may open the metadata database (API server and scheduler hosts), in
+    inventory order: worker hosts hold no password of it."""
+    return [n for n, node in cluster.nodes.items() if node.control_plane]
+
+
 def plan(cluster: Cluster, version: str) -> list[Step]:
     """The steps of an upgrade to `version`, in order (see the module docstring)."""
     venv = versioned_venv(cluster.settings["airflow_venv"], version)
@@ -73,7 +79,7 @@ def plan(cluster: Cluster, version: str) -> list[Step]:
         Step(f"install Airflow {version} into {venv} (the running venv untouched)", hosts),
         Step("stop the schedulers, DAG processors and triggerers", schedulers),
         Step(f"airflow db migrate with {version} (on failure: start the old version again)",
-             hosts[:1]),
+             database_hosts(cluster)[:1]),
         Step(f"switch {cluster.settings['airflow_venv']} to {venv}", hosts),
         Step(f'record airflow_version = "{version}" in group_data', ()),
         Step("start the schedulers, DAG processors and triggerers, one host at a time",

@@ -28,9 +28,11 @@ configure -> database (`apply`).
   Airflow host. Airflow finds new, changed and deleted DAG files by itself within
   dag_bundle_refresh_interval, so a DAG change restarts nothing; a plugin change restarts every
   Airflow service (plugins are loaded at start).
-- Database: on one host of the run (the first Airflow host of the run), `airflow db migrate`
-  when Airflow was (re)installed, the database URL changed or migrations are pending; then
-  the admin user, created once, its password kept equal to the secrets file. Both sit in
+- Database: on one host of the run (its first API server or scheduler host; a run with none
+  leaves the database alone), `airflow db migrate` when Airflow was (re)installed, the
+  database URL changed or migrations are pending, and Celery's result tables granted to the
+  workers' role; then the admin user, created once, its password kept equal to the secrets
+  file. Both sit in
   every Airflow host's sequence of operations (operations/airflow_db.py), so no service anywhere
   (re)starts before they are done.
 
@@ -55,7 +57,7 @@ from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unp
 from cluster.wheelhouse import uv_binary, uv_path
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.errors import ClusterConfigError
-from cluster.groups import AIRFLOW_GROUPS
+from cluster.groups import AIRFLOW_GROUPS, CONTROL_PLANE_GROUPS
 from cluster.services import SCHEDULER_UNITS
 from facts.airflow_venv import RunningVenvs
 from facts.python import SystemPython
@@ -361,11 +363,12 @@ def _git_access(run, settings) -> tuple:
 
 
 def database_host() -> str | None:
-    """The host that checks and migrates the database in this run: the first Airflow host
-    of the run (a `--limit` run included), in inventory order."""
+    """The host that checks and migrates the database in this run: the first API server or
+    scheduler host of the run (a `--limit` run included), in inventory order; None when the
+    run has none (`--limit worker`: worker hosts cannot open the metadata database)."""
     active = set(inventory.get_active_hosts())  # a set: its order is not the inventory's
     for candidate in inventory:
-        if candidate in active and set(AIRFLOW_GROUPS) & set(candidate.groups):
+        if candidate in active and set(CONTROL_PLANE_GROUPS) & set(candidate.groups):
             return candidate.name
     return None
 

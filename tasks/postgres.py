@@ -2,9 +2,10 @@
 
 Debian's package creates and starts the `15/main` cluster; the deploy adds its settings in
 `conf.d/` (read after postgresql.conf), owns `pg_hba.conf`, and creates the Airflow role and
-database. The role's password is set as a SCRAM-SHA-256 verifier computed on the control
-machine (the password never reaches the host), and only when the stored verifier does not
-match the secrets file: a converged run changes nothing.
+database, and the workers' Celery results role (cluster/database.py). Each role's password is
+set as a SCRAM-SHA-256 verifier computed on the control machine (the password never reaches
+the host), and only when the stored verifier does not match the secrets file: a converged run
+changes nothing.
 """
 
 from pyinfra import host
@@ -64,22 +65,30 @@ def apply(run):
         _if=lambda: hba.did_change() and not settings_file.did_change(),
     )
 
-    user, password = database.user, run.secrets["postgres_password"]
-    stored = host.get_fact(RolePasswordVerifier, role=user, **AS_POSTGRES)
-    postgres.role(
-        name=f"role {user} with the secrets file's password",
-        role=user,
-        login=True,
-        password=None if scram_verifier_matches(password, stored) else scram_verifier(password),
-        **AS_POSTGRES,
-    )
+    _login_role(database.user, run.secrets["postgres_password"])
+    # The workers' role: the Airflow hosts' database helper grants it Celery's result tables
+    # once they exist (tasks/airflow.py); it owns nothing and may create nothing.
+    _login_role(database.celery_user, run.secrets["celery_db_password"])
     postgres.database(
-        name=f"database {database.name} owned by {user}",
+        name=f"database {database.name} owned by {database.user}",
         database=database.name,
-        owner=user,
+        owner=database.user,
         encoding="UTF8",
         template="template0",
         lc_collate="C.UTF-8",
         lc_ctype="C.UTF-8",
+        **AS_POSTGRES,
+    )
+
+
+def _login_role(role, password):
+    """`role` may log in, with `password` (its SCRAM verifier set only when the stored one was
+    not made from it)."""
+    stored = host.get_fact(RolePasswordVerifier, role=role, **AS_POSTGRES)
+    postgres.role(
+        name=f"role {role} with the secrets file's password",
+        role=role,
+        login=True,
+        password=None if scram_verifier_matches(password, stored) else scram_verifier(password),
         **AS_POSTGRES,
     )

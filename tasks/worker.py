@@ -21,6 +21,7 @@ from autoscaler import paths
 from cluster.paths import PROJECT_DIR
 from cluster.services import AUTOSCALER, LOG_SERVER, WORKER_INSTANCES, WORKER_TEMPLATE
 from operations import files as cluster_files
+from operations import system
 from tasks import airflow
 from tasks.context import template_vars
 
@@ -31,7 +32,7 @@ PACKAGE = PROJECT_DIR / "autoscaler"
 def apply(run, changes: airflow.Changes):
     tvars = template_vars(run)
     tvars["autoscaler"] = autoscaler_vars(run, tvars["settings"])
-    airflow.service(LOG_SERVER, changes.restart_if(*airflow.unit_files(LOG_SERVER, tvars)))
+    airflow.service(LOG_SERVER, changes.restart_if(*_log_server(tvars)))
     restart_if = changes.restart_if(*airflow.unit_files(WORKER_TEMPLATE, tvars))
     _instances_not_enabled()
     systemd.daemon_reload(name="systemd reloaded if the worker unit changed", _if=restart_if)
@@ -44,6 +45,39 @@ def apply(run, changes: airflow.Changes):
         _if=restart_if,
     )
     _autoscaler(tvars, changes)
+
+
+def _log_server(tvars) -> tuple:
+    """The task log server's user, its own configuration (the only file of a worker host with
+    [api] secret_key) and its unit files: the operations that restart it."""
+    settings = tvars["settings"]
+    user, airflow_group = settings["log_server_user"], settings["airflow_group"]
+    server.group(name=f"{user} group", group=user, system=True)
+    system.system_user(
+        name=f"{user} user (reads the task logs through the {airflow_group} group)",
+        user=user,
+        group=user,
+        groups=[airflow_group],
+        home="/nonexistent",
+        shell="/usr/sbin/nologin",
+    )
+    config = cluster_files.template(
+        name="log server configuration (holds [api] secret_key: 0640, its user's group only)",
+        src="templates/opt/airflow/logserver.cfg.j2",
+        dest=f"{settings['airflow_home']}/logserver.cfg",
+        user="root",
+        group=user,
+        mode="0640",
+        **tvars,
+    )
+    identity = cluster_files.template(
+        name=f"{LOG_SERVER}: its own user and configuration",
+        src=f"templates/etc/systemd/system/{LOG_SERVER}.d/20-log-server-user.conf.j2",
+        dest=f"{airflow.UNIT_DIR}/{LOG_SERVER}.d/20-log-server-user.conf",
+        mode="0644",
+        **tvars,
+    )
+    return (*airflow.unit_files(LOG_SERVER, tvars), config, identity)
 
 
 def _instances_not_enabled() -> None:

@@ -19,6 +19,7 @@ SECRETS = {
     "jwt_secret": "jwt-secret",
     "redis_password": "r3dis-PW_x",
     "postgres_password": "pg-PW_y",
+    "celery_db_password": "celery-PW_z",
     "admin_password": "admin-PW",
     "stats_password": "stats-PW",
     "vrrp_password": "vrrpPW",

@@ -179,7 +179,8 @@ def test_password_hashes_agree_with_werkzeug(airflow_python):
 
 
 def test_status_fact_reads_the_marked_line_among_airflow_noise():
-    answer = {"db": "current", "conn_sha256": "ab", "admin_password_hash": "scrypt:1:1:1$s$h"}
+    answer = {"db": "current", "conn_sha256": "ab", "admin_password_hash": "scrypt:1:1:1$s$h",
+              "celery_results": True}
     output = [
         "2026-11-24T03:11:42Z [warning  ] Using `httpx` with `starlette.testclient` ...",
         STATUS_MARKER + json.dumps(answer),
@@ -189,7 +190,8 @@ def test_status_fact_reads_the_marked_line_among_airflow_noise():
 
 
 def test_status_fact_without_an_answer_means_unknown():
-    unknown = {"db": "unknown", "conn_sha256": None, "admin_password_hash": None}
+    unknown = {"db": "unknown", "conn_sha256": None, "admin_password_hash": None,
+               "celery_results": None}
     assert AirflowDbStatus().process([]) == unknown
     assert AirflowDbStatus().process(["Traceback (most recent call last):"]) == unknown
     assert AirflowDbStatus.default() == unknown

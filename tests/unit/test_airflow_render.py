@@ -125,28 +125,23 @@ def expected_values(name, secrets, log_dir):
         "core.dags_folder": f"{home}/dags",
         "core.plugins_folder": f"{home}/plugins",
         "core.load_examples": "False",
-        "core.fernet_key": secrets["fernet_key"],
         "core.parallelism": str(settings.parallelism),
         "core.max_active_tasks_per_dag": str(settings.max_active_tasks_per_dag),
         "core.max_active_runs_per_dag": str(settings.max_active_runs_per_dag),
         "core.execution_api_server_url": CLUSTER.execution_api_url,
         "core.min_serialized_dag_update_interval": str(settings.serialized_dag_update_interval),
-        "database.sql_alchemy_conn": connections(CLUSTER, secrets).sql_alchemy_conn,
         "logging.base_log_folder": log_dir,
         "logging.dag_processor_child_process_log_directory": f"{log_dir}/dag_processor",
         "logging.worker_log_server_port": str(settings.worker_log_server_port),
         "api.base_url": CLUSTER.public_url,
-        "api.secret_key": secrets["api_secret_key"],
         "api.expose_config": "False",
         "api.ssl_ca_file": f"{home}/lb-ca.pem",
-        "api_auth.jwt_secret": secrets["jwt_secret"],
         "fab.enable_proxy_fix": "True",
         "fab.cookie_secure": "True",
         "operators.default_queue": settings.default_queue,
         "scheduler.use_row_level_locking": "True",
         "scheduler.enable_health_check": "True",
         "celery.broker_url": connections(CLUSTER, secrets).celery_broker_url,
-        "celery.result_backend": connections(CLUSTER, secrets).celery_result_backend,
         "celery.worker_concurrency": str(settings.worker_concurrency),
         # The autoscalers count queued + running tasks in the broker: both are needed.
         "celery.task_acks_late": "True",
@@ -166,6 +161,20 @@ def expected_values(name, secrets, log_dir):
         "dag_processor.dag_bundle_config_list": CLUSTER.dags.bundle_config,
         "dag_processor.dag_bundle_storage_path": f"{settings.airflow_state_dir}/dag-bundles",
     }
+    if node.control_plane:
+        expected |= {
+            "core.fernet_key": secrets["fernet_key"],
+            "database.sql_alchemy_conn": connections(CLUSTER, secrets).sql_alchemy_conn,
+            "api.secret_key": secrets["api_secret_key"],
+            "api_auth.jwt_secret": secrets["jwt_secret"],
+            "celery.result_backend": connections(CLUSTER, secrets).celery_result_backend,
+        }
+    else:
+        # A worker host: no cluster secret; its Celery results as the Celery results role.
+        expected |= {
+            "database.sql_alchemy_conn": "sqlite://",
+            "celery.result_backend": connections(CLUSTER, secrets).worker_result_backend,
+        }
     if "web" in node.groups:
         expected |= {
             "api.host": node.address,
@@ -204,7 +213,10 @@ def test_airflow_reads_every_key_we_set(name, which, request, airflow_python, tm
     assert [k for k in read["undescribed"] if k.split(".")[0] not in PASS_THROUGH_SECTIONS] == []
     celery = read["celery"]
     assert celery["broker_url"] == connections(CLUSTER, secrets).celery_broker_url
-    assert celery["result_backend"] == connections(CLUSTER, secrets).celery_result_backend
+    backends = connections(CLUSTER, secrets)
+    assert celery["result_backend"] == (backends.celery_result_backend
+                                        if CLUSTER.node(name).control_plane
+                                        else backends.worker_result_backend)
     assert celery["task_default_queue"] == INVENTORY.get_host(name).data.default_queue
     assert celery["broker_transport_options"] == {
         **connections(CLUSTER, secrets).celery_broker_transport_options,
@@ -218,13 +230,44 @@ def test_airflow_cfg_is_the_same_on_hosts_of_the_same_groups(secrets):
     one = render("templates/opt/airflow/airflow.cfg.j2", first, secrets)
     two = render("templates/opt/airflow/airflow.cfg.j2", second, secrets)
     assert one.replace(first, "X") == two.replace(second, "X")
-    # Shared secrets are identical on every node.
+    # Shared secrets are identical on every API server and scheduler host, absent on workers.
     for name in AIRFLOW_HOSTS:
         raw = configparser.RawConfigParser()
         raw.read_string(render("templates/opt/airflow/airflow.cfg.j2", name, secrets))
-        assert raw.get("core", "fernet_key") == secrets["fernet_key"]
-        assert raw.get("api", "secret_key") == secrets["api_secret_key"]
-        assert raw.get("api_auth", "jwt_secret") == secrets["jwt_secret"]
+        held = {(s, k): raw.get(s, k) for s, k in SHARED_SECRETS if raw.has_option(s, k)}
+        if CLUSTER.node(name).control_plane:
+            assert held == {key: secrets[secret] for key, secret in SHARED_SECRETS.items()}
+        else:
+            assert held == {}, name
+
+
+# The secrets every API server and scheduler host shares: (section, key) -> secret's name.
+SHARED_SECRETS = {
+    ("core", "fernet_key"): "fernet_key",
+    ("api", "secret_key"): "api_secret_key",
+    ("api_auth", "jwt_secret"): "jwt_secret",
+}
+
+
+@pytest.mark.parametrize("which", ["generated", "awkward"])
+def test_the_log_servers_configuration_is_read_by_airflow(which, request, airflow_python,
+                                                         tmp_path):
+    """Its own file: the one place of a worker host with [api] secret_key."""
+    secrets = request.getfixturevalue("secrets" if which == "generated" else "awkward_secrets")
+    name = CLUSTER.groups["worker"][0]
+    log_dir = str(tmp_path / "logs")
+    text = render("templates/opt/airflow/logserver.cfg.j2", name, secrets,
+                  airflow_log_dir=log_dir)
+    read = airflow_reads(airflow_python, text, tmp_path)
+    settings = INVENTORY.get_host(name).data
+    assert read["airflow"] == {
+        "core.load_examples": "False",
+        "database.sql_alchemy_conn": "sqlite://",
+        "logging.base_log_folder": log_dir,
+        "logging.worker_log_server_port": str(settings.worker_log_server_port),
+        "api.secret_key": secrets["api_secret_key"],
+    }
+    assert read["undescribed"] == []
 
 
 def rendered_files(name, secrets):
@@ -239,6 +282,12 @@ def rendered_files(name, secrets):
             installed_lock=INSTALLED_LOCK,
         ),
     }
+    if "worker" in node.groups:
+        out["/opt/airflow/logserver.cfg"] = render(
+            "templates/opt/airflow/logserver.cfg.j2", name, secrets)
+        out["/etc/systemd/system/airflow-worker-logs.service.d/20-log-server-user.conf"] = render(
+            "templates/etc/systemd/system/airflow-worker-logs.service.d/"
+            "20-log-server-user.conf.j2", name, secrets)
     for group, units in UNITS_BY_GROUP.items():
         if group in node.groups:
             for unit in units:
@@ -265,13 +314,18 @@ def test_rendered_files_say_they_are_managed_and_are_deterministic(name, secrets
 @pytest.mark.parametrize("name", AIRFLOW_HOSTS)
 def test_only_airflow_cfg_holds_secrets(name, secrets):
     for dest, text in rendered_files(name, secrets).items():
-        leaked = [key for key, value in secrets.items() if value in text]
-        if dest.endswith("airflow.cfg"):
-            assert set(leaked) == {
+        leaked = {key for key, value in secrets.items() if value in text}
+        if dest.endswith("airflow.cfg") and CLUSTER.node(name).control_plane:
+            assert leaked == {
                 "fernet_key", "api_secret_key", "jwt_secret", "redis_password", "postgres_password"
             }
+        elif dest.endswith("airflow.cfg"):
+            # Task code reads these on a worker host: the broker's and its own results role's.
+            assert leaked == {"redis_password", "celery_db_password"}, name
+        elif dest.endswith("logserver.cfg"):
+            assert leaked == {"api_secret_key"}
         else:
-            assert leaked == [], dest
+            assert leaked == set(), dest
 
 
 # --- systemd units ------------------------------------------------------------------------

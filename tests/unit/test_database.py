@@ -86,9 +86,11 @@ def test_pg_hba_template_matches_the_model(cluster, render):
         for e in cluster.database.hba_entries
     ]
     assert rows == expected
-    # web1/web2 are also the scheduler hosts: each address once. No lb or redis host.
-    assert [r[3] for r in rows if r[0] == "host"] == [
-        "172.29.213.41/32", "172.29.213.42/32", "172.29.213.51/32", "172.29.213.52/32"
+    # The metadata role from the API server and scheduler hosts (web1/web2 are both: each
+    # address once), the workers' Celery results role from the worker hosts. No lb or redis.
+    assert [(r[2], r[3]) for r in rows if r[0] == "host"] == [
+        ("airflow", "172.29.213.41/32"), ("airflow", "172.29.213.42/32"),
+        ("airflow_celery", "172.29.213.51/32"), ("airflow_celery", "172.29.213.52/32"),
     ]
     assert all(r[-1] in ("peer", "scram-sha-256") for r in rows)
 

@@ -229,7 +229,7 @@ def test_admin_user_reuses_the_status_migrated_read_when_nothing_was_migrated():
 
     conn = "postgresql+psycopg2://airflow:pw@db1:5432/airflow"
     status = {"db": "current", "conn_sha256": conn_sha256(conn),
-              "admin_password_hash": make_password_hash("admin-PW")}
+              "admin_password_hash": make_password_hash("admin-PW"), "celery_results": True}
     key = "admin_user=admin, python=/opt/airflow/venv/bin/python"
     host = FakeHost("web1", {"airflow_db.AirflowDbStatus": {key: {"$answers": [status]}}})
     python = "/opt/airflow/venv/bin/python"

@@ -19,7 +19,8 @@ from tasks import lb
 from tests.unit.support import GROUPS, MARKER, PROJECT as REPO, api_inventory, render_template
 
 SECRETS = {"stats_password": "St4ts-Pw_for_the_unit_test", "vrrp_password": "Vr-Pw_42",
-           "redis_password": "r", "postgres_password": "p"}
+           "redis_password": "r", "postgres_password": "p",
+           "celery_db_password": "c"}
 HEADER = f"# {MARKER}"
 
 

@@ -413,3 +413,34 @@ def test_weak_or_unusable_supplied_secret(tmp_path, supplied, fragment):
     (secrets / "cluster.json").write_text(json.dumps(supplied))
     (secrets / "cluster.json").chmod(0o600)
     assert_rejected(ops_check(tmp_path), "cluster.json", fragment)
+
+
+# --- least privilege: what worker hosts may hold --------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["web", "scheduler"])
+def test_a_worker_host_may_not_run_an_api_server_or_scheduler(tmp_path, role):
+    write_project(tmp_path, groups={**GROUPS, role: [*GROUPS[role], "worker1"]})
+    assert_rejected(ops_check(tmp_path), f"host 'worker1' is in group 'worker' and in {role}",
+                    "give the workers hosts of their own")
+
+
+@pytest.mark.parametrize("group, assignment, fragments", [
+    ("all", 'celery_database_user = "airflow"',
+     ("celery_database_user is 'airflow', the metadata database's role too",)),
+    ("worker", 'log_server_user = "airflow"',
+     ("worker1: log_server_user is 'airflow'", "a user of its own")),
+    ("worker", 'log_server_user = "root"', ("worker1: log_server_user is 'root'",)),
+])
+def test_the_workers_own_accounts_differ_from_the_privileged_ones(tmp_path, group, assignment,
+                                                                   fragments):
+    write_project(tmp_path)
+    append_group_data(tmp_path, group, assignment)
+    assert_rejected(ops_check(tmp_path), *fragments)
+
+
+def test_an_external_database_whose_role_is_the_workers_role(tmp_path):
+    write_project(tmp_path, groups=without("postgres"))
+    append_group_data(tmp_path, "all",
+                      'external_database_url = "postgresql://airflow_celery@db.example/airflow"')
+    assert_rejected(ops_check(tmp_path), "celery_database_user is 'airflow_celery'")
