@@ -1,9 +1,11 @@
 """Health check of the airflow-cluster deploy, run on a Celery worker like any task:
 
 - broker: the sentinels agree on a Redis primary, and it answers as a primary;
-- database: the metadata database answers and carries Airflow's schema (reached through
-  the Celery result backend's URL: tasks do not get Airflow's own database setting);
-- workers: the Celery workers answer a ping (at least `min_workers` of them).
+- database: the database answers the worker's Celery result backend (its own role, which may
+  use Celery's result tables only);
+- workers: the Celery workers answer a ping (at least `min_workers` of them);
+- least privilege: the worker host's configuration holds none of the cluster's secrets, the
+  log server's file is unreadable, and the worker's database role cannot read Airflow's tables.
 
 Hourly once unpaused; trigger it by hand after a change. Every check reads the worker's own
 airflow.cfg, so it tests what the tasks use.
@@ -49,25 +51,77 @@ def broker_primary() -> str:
     return f"{address[0]}:{address[1]}"
 
 
+def _results_engine():
+    """The worker's Celery result backend, as SQLAlchemy connects to it."""
+    from airflow.configuration import conf
+    from sqlalchemy import create_engine
+
+    return create_engine(conf.get("celery", "result_backend").removeprefix("db+"),
+                         pool_pre_ping=True)
+
+
 @task
 def database() -> str:
-    """The metadata database answers and holds a migrated Airflow schema. Airflow keeps its
-    own database setting from tasks: reach it as the Celery result backend does."""
-    from airflow.configuration import conf
-    from sqlalchemy import create_engine, text
+    """The database answers the worker's Celery result backend, which can read its tables."""
+    from sqlalchemy import text
 
-    url = conf.get("celery", "result_backend").removeprefix("db+")
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = _results_engine()
     try:
         with engine.connect() as connection:
-            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
             server = connection.execute(text("SHOW server_version")).scalar()
+            results = connection.execute(text("SELECT count(*) FROM celery_taskmeta")).scalar()
     finally:
         engine.dispose()
-    if not version:
-        raise RuntimeError("the metadata database has no Airflow schema version")
-    print(f"PostgreSQL {server}, Airflow schema {version}")
-    return version
+    print(f"PostgreSQL {server}, {results} Celery task results")
+    return server
+
+
+# What only API server and scheduler hosts may hold: (section, option) of airflow.cfg.
+_CLUSTER_SECRETS = (("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"))
+
+
+@task
+def worker_holds_no_secrets() -> list[str]:
+    """What task code on a worker host can reach holds no cluster secret: each attempt must be
+    refused. Fails, naming what it got, otherwise."""
+    import configparser
+    import os
+
+    from sqlalchemy import exc, text
+
+    refused, reached = [], []
+    config_path = os.environ.get("AIRFLOW_CONFIG") or os.path.join(
+        os.environ.get("AIRFLOW_HOME", "/opt/airflow"), "airflow.cfg")
+    config = configparser.RawConfigParser()
+    config.read(config_path)
+    for section, option in _CLUSTER_SECRETS:
+        (reached if config.has_option(section, option) else refused).append(
+            f"[{section}] {option} in {config_path}")
+    conn = config.get("database", "sql_alchemy_conn", fallback="")
+    (refused if conn.startswith("sqlite") else reached).append(
+        "the metadata database's URL in airflow.cfg")
+    log_server_config = os.path.join(os.path.dirname(config_path), "logserver.cfg")
+    try:
+        with open(log_server_config):
+            reached.append(f"reading {log_server_config}")
+    except PermissionError:
+        refused.append(f"reading {log_server_config}")
+    except FileNotFoundError:
+        pass  # not a worker host of this deploy
+    engine = _results_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT count(*) FROM connection")).scalar()
+            reached.append("Airflow's connection table as the result backend's role")
+    except exc.ProgrammingError:  # permission denied
+        refused.append("Airflow's connection table as the result backend's role")
+    finally:
+        engine.dispose()
+    for line in refused:
+        print(f"refused: {line}")
+    if reached:
+        raise RuntimeError(f"a task on this worker reached: {'; '.join(reached)}")
+    return refused
 
 
 @task
@@ -98,6 +152,7 @@ def airflow_cluster_health():
     broker_primary()
     database()
     workers_answer()
+    worker_holds_no_secrets()
 
 
 airflow_cluster_health()

@@ -23,11 +23,14 @@ class SshAccess:
         (ssh takes the first value of an option), e.g. "-o", "ControlPath=none"."""
         return ["ssh", *options, *self._ssh_options(name), self._destination(name)]
 
-    def run(self, name, command, timeout=120) -> subprocess.CompletedProcess:
-        """`command` (a shell string) on host `name` over SSH: its exit code and text output."""
+    def run(self, name, command, timeout=120, input=None) -> subprocess.CompletedProcess:
+        """`command` (a shell string) on host `name` over SSH: its exit code and text output.
+        `input`: text for its standard input (how a secret reaches a host off every command
+        line)."""
+        stdin = {"stdin": subprocess.DEVNULL} if input is None else {"input": input}
         return subprocess.run(
             [*self.ssh_argv(name), command],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout, **stdin,
         )
 
     def forget(self, *names):

@@ -12,6 +12,7 @@ proxy.
 """
 
 import json
+import secrets
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,8 +38,13 @@ FANOUT, HEALTH = "airflow_cluster_fanout", "airflow_cluster_health"
 # Placeholders and well-known defaults that must never reach a host.
 DEFAULT_SECRETS = [
     "{FERNET_KEY}", "{SECRET_KEY}", "{JWT_SECRET_KEY}", "temporary_key",
-    "airflow:airflow@", "redis://redis:6379", "sqlite://",
+    "airflow:airflow@", "redis://redis:6379",
 ]
+CONTROL_PLANE_HOSTS = [name for name in AIRFLOW_HOSTS if CLUSTER.node(name).control_plane]
+# What task code on a worker host must not find (issue #12): the secrets only API server and
+# scheduler hosts hold, and the admin password, which no host holds.
+WORKERS_LACK = ("fernet_key", "jwt_secret", "api_secret_key", "postgres_password",
+                "admin_password")
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +111,18 @@ def test_config_is_private_and_holds_no_default_secret(airflow_deploy, name):
         assert "Managed by the airflow-cluster deploy" in text, path
         for default in DEFAULT_SECRETS:
             assert default not in text, f"{default!r} in {path} on {name}"
+    # Airflow's fallback database: on worker hosts only, which never open it.
+    assert ("sqlite://" in config.content_string) != CLUSTER.node(name).control_plane
     for path in rendered:
         if path != config.path:
             text = host.file(path).content_string
             assert not [k for k, v in LAB.secrets.items() if v in text], f"a secret in {path}"
 
 
-@pytest.mark.parametrize("name", AIRFLOW_HOSTS)
+@pytest.mark.parametrize("name", CONTROL_PLANE_HOSTS)
 def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
-    """What Airflow itself reads on the host: the shared keys of the secrets file."""
+    """What Airflow itself reads on an API server or scheduler host: the shared keys of the
+    secrets file."""
     host = ssh(name)
     wanted = LAB.secrets
     for section, key, secret in (
@@ -124,6 +133,58 @@ def test_airflow_reads_the_cluster_secrets(airflow_deploy, name):
         got = host.run(f"airflow config get-value {section} {key}")
         assert got.rc == 0, got.stderr
         assert got.stdout.strip().splitlines()[-1] == wanted[secret], f"[{section}] {key}"
+
+
+@pytest.mark.parametrize("name", CLUSTER.groups["worker"])
+def test_task_user_on_a_worker_finds_no_cluster_secret(airflow_deploy, name):
+    """As the user task code runs as: no file it can read, and no environment or command line
+    of any process it can see, holds the fernet key, the JWT secret, the API secret key, the
+    metadata database's password or the admin password. (The patterns reach the host on
+    standard input, into a root-only file: never on a command line.) A canary the task user
+    may read proves each scan finds what is there."""
+    settings = data(name)
+    canary = f"canary-{secrets.token_hex(16)}"
+    patterns = "\n".join(LAB.secrets[key] for key in WORKERS_LACK) + "\n"
+    where, seen = "/run/airflow-cluster-test-secrets", "/run/airflow-cluster-test-seen"
+    canary_file = f"{settings.airflow_state_dir}/airflow-cluster-test-canary"
+    put = LAB.run(name, f"umask 077 && cat > {where} && install -m 0644 /dev/null {canary_file} "
+                        f"&& echo {canary} > {canary_file}", input=patterns)
+    assert put.returncode == 0, put.stderr
+    task_user = f"runuser -u {settings.airflow_user} --"
+    try:
+        # Every file the task user can read, the whole tree but the kernel's: the canary only.
+        files = LAB.run(name, f"{{ cat {where}; echo {canary}; }} | {task_user} grep -rlsF "
+                              "-D skip -f - / --exclude-dir=proc --exclude-dir=sys "
+                              "--exclude-dir=dev", timeout=900)
+        assert files.stdout.split() == [canary_file], (files.returncode, files.stdout)
+        # Every process's environment and command line it can read, kept for root to grep.
+        dump = LAB.run(name, f"umask 077 && {task_user} sh -c 'for f in /proc/[0-9]*/environ "
+                             "/proc/[0-9]*/cmdline; do cat $f; echo; done 2>/dev/null' "
+                             f"| tr '\\0' '\\n' > {seen} && grep -cF -f {where} {seen}")
+        assert dump.stdout.strip() == "0", dump.stdout
+        # The scan read the processes that matter: the worker's environment, the log server.
+        scanned = LAB.run(name, f"cat {seen}").stdout
+        assert f"AIRFLOW_CONFIG={settings.airflow_home}/airflow.cfg" in scanned
+        assert "celery worker" in scanned and "airflow serve-logs" in scanned
+        # The log server's key is there, for its own user only.
+        own = ssh(name).file(f"{settings.airflow_home}/logserver.cfg")
+        assert (own.user, own.group, own.mode) == ("root", settings.log_server_user, 0o640)
+        assert LAB.secrets["api_secret_key"] in own.content_string
+    finally:
+        LAB.run(name, f"rm -f {where} {seen} {canary_file}")
+
+
+@pytest.mark.parametrize("name", CLUSTER.groups["worker"])
+def test_log_server_runs_as_its_own_user(airflow_deploy, name):
+    settings = data(name)
+    shown = ssh(name).run("systemctl show airflow-worker-logs.service -p User -p "
+                          "SupplementaryGroups -p Environment").stdout
+    assert f"User={settings.log_server_user}\n" in shown, shown
+    assert f"SupplementaryGroups={settings.airflow_group}\n" in shown, shown
+    assert f"AIRFLOW_CONFIG={settings.airflow_home}/logserver.cfg" in shown, shown
+    user = ssh(name).run("ps -o user:32= -p $(systemctl show -p MainPID --value "
+                         "airflow-worker-logs.service)").stdout
+    assert user.strip() == settings.log_server_user, user
 
 
 def pins_of_lock(version: str) -> set[str]:
@@ -357,8 +418,22 @@ def test_health_check_dag_succeeds(api):
     run = run_dag(api, HEALTH, timeout=600)
     tis = api.task_instances(HEALTH, run["dag_run_id"])
     assert {ti["task_id"]: ti["state"] for ti in tis} == {
-        "broker_primary": "success", "database": "success", "workers_answer": "success"
+        "broker_primary": "success", "database": "success", "workers_answer": "success",
+        "worker_holds_no_secrets": "success",
     }
+    # What the least-privilege task tried on its worker and was refused, in its log, which the
+    # API reads from that worker's log server.
+    ti = next(t for t in tis if t["task_id"] == "worker_holds_no_secrets")
+    path = (f"/api/v2/dags/{HEALTH}/dagRuns/{run['dag_run_id']}/taskInstances/"
+            f"worker_holds_no_secrets/logs/{ti['try_number']}?full_content=true")
+    status, log = api.call("GET", path)
+    assert status == 200, log
+    text = json.dumps(log)
+    home = data(CLUSTER.groups["worker"][0]).airflow_home
+    for refused in ("[core] fernet_key", "[api] secret_key", "[api_auth] jwt_secret",
+                    "the metadata database's URL", f"reading {home}/logserver.cfg",
+                    "Airflow's connection table"):
+        assert f"refused: {refused}" in text, (refused, text[-3000:])
 
 
 def test_admin_password_is_put_back_by_the_next_deploy(api):
