@@ -1,5 +1,6 @@
 """PostgreSQL on the postgres host, as deployed: the service, its addresses and files, the
-Airflow role from a web host with its password, and nobody else."""
+Airflow role from a web host with its password, the workers' Celery results role from a worker
+host and to Celery's result tables only, and nobody else."""
 
 import contextlib
 import socket
@@ -59,9 +60,10 @@ def tunnel_from(name, target, port):
         process.wait(30)
 
 
-def connect(host, port, password=None):
+def connect(host, port, password=None, user=None):
+    """As the metadata role (or `user`, with `password`)."""
     return pg8000.native.Connection(
-        user=DATABASE.user,
+        user=user or DATABASE.user,
         password=LAB.secrets["postgres_password"] if password is None else password,
         host=host,
         port=port,
@@ -136,3 +138,52 @@ def test_hosts_outside_the_list_are_refused(db):
     with tunnel_from(lb, DATABASE.host, DATABASE.port) as port:
         with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
             connect("127.0.0.1", port)
+
+
+def connect_as_celery(host, port):
+    return connect(host, port, LAB.secrets["celery_db_password"], DATABASE.celery_user)
+
+
+@pytest.fixture(scope="module")
+def celery_tables(db, role_deploy):
+    """The Airflow deploy made Celery's result tables and granted them to the workers' role."""
+    role_deploy("web", "scheduler", "worker")
+    return db
+
+
+def test_metadata_role_is_refused_from_a_worker_host(db):
+    worker = LAB.cluster.groups["worker"][0]
+    with tunnel_from(worker, DATABASE.host, DATABASE.port) as port:
+        with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
+            connect("127.0.0.1", port)
+
+
+def test_celery_role_may_use_celerys_result_tables_only(celery_tables):
+    worker, web = LAB.cluster.groups["worker"][0], LAB.cluster.groups["web"][0]
+    task_id = f"lab-{uuid.uuid4()}"
+    with tunnel_from(worker, DATABASE.host, DATABASE.port) as port:
+        conn = connect_as_celery("127.0.0.1", port)
+        try:
+            # What Celery's database backend does: read, insert (its sequence), update.
+            conn.run("INSERT INTO celery_taskmeta (id, task_id, status) "
+                     "VALUES (nextval('task_id_sequence'), :t, 'PENDING')", t=task_id)
+            conn.run("UPDATE celery_taskmeta SET status = 'SUCCESS' WHERE task_id = :t",
+                     t=task_id)
+            assert conn.run("SELECT status FROM celery_taskmeta WHERE task_id = :t",
+                            t=task_id) == [["SUCCESS"]]
+            for statement in ("SELECT count(*) FROM connection", "SELECT count(*) FROM ab_user",
+                              "DELETE FROM celery_taskmeta", "CREATE TABLE lab_t (id int)"):
+                with pytest.raises(pg8000.native.DatabaseError, match="permission denied"):
+                    conn.run(statement)
+        finally:
+            conn.close()
+    with tunnel_from(web, DATABASE.host, DATABASE.port) as port:
+        # Only from the worker hosts.
+        with pytest.raises(pg8000.native.DatabaseError, match="no pg_hba.conf entry"):
+            connect_as_celery("127.0.0.1", port)
+        # The test's row goes, with the owner's rights.
+        owner = connect("127.0.0.1", port)
+        try:
+            owner.run("DELETE FROM celery_taskmeta WHERE task_id = :t", t=task_id)
+        finally:
+            owner.close()
