@@ -79,7 +79,7 @@ def plan(cluster: Cluster, version: str) -> list[Step]:
         Step(f"install Airflow {version} into {venv} (the running venv untouched)", hosts),
         Step("stop the schedulers, DAG processors and triggerers", schedulers),
         Step(f"airflow db migrate with {version} (on failure: start the old version again)",
-             database_hosts(cluster)[:1]),
+             tuple(database_hosts(cluster)[:1])),
         Step(f"switch {cluster.settings['airflow_venv']} to {venv}", hosts),
         Step(f'record airflow_version = "{version}" in group_data', ()),
         Step("start the schedulers, DAG processors and triggerers, one host at a time",

@@ -142,9 +142,11 @@ def assert_plan(steps, cluster, version):
         assert word in step.title
     assert f"/opt/airflow/venv-{version}" in steps[0].title
     assert steps[3].title == f"switch /opt/airflow/venv to /opt/airflow/venv-{version}"
+    # The migration on an API server or scheduler host: worker hosts cannot open the database.
+    control_plane = tuple(n for n in airflow if cluster.node(n).control_plane)
     assert [step.hosts for step in steps] == [
-        airflow, tuple(groups["scheduler"]), airflow[:1], airflow, (), tuple(groups["scheduler"]),
-        tuple(groups["web"]), tuple(groups["worker"])]
+        airflow, tuple(groups["scheduler"]), control_plane[:1], airflow, (),
+        tuple(groups["scheduler"]), tuple(groups["web"]), tuple(groups["worker"])]
 
 
 def test_plan_on_the_lab_inventory(cluster):
@@ -161,6 +163,16 @@ def test_plan_with_schedulers_apart_from_the_api_servers():
     assert_plan(steps, cluster, "3.3.1")
     assert steps[1].hosts == steps[5].hosts == ("sched1",)
     assert steps[6].hosts == ("web1", "web2")
+
+
+def test_plan_migrates_on_an_api_server_or_scheduler_host_even_after_a_worker():
+    """A worker host first in the inventory holds no database password: not it."""
+    inventory = api_inventory({"worker": GROUPS["worker"], **GROUPS})
+    cluster = build_cluster(inventory, PROJECT)
+    assert list(cluster.nodes)[0] == "worker1"
+    steps = upgrade.plan(cluster, "3.3.1")
+    assert_plan(steps, cluster, "3.3.1")
+    assert steps[2].hosts == ("web1",)
 
 
 # --- status: assess and render from recorded inputs -----------------------------------------
