@@ -10,8 +10,8 @@ AIRFLOW_LOCK := files/airflow/requirements-$(shell sed -n 's/^airflow_version = 
 export AIRFLOW_VENV
 # Debian packages the control machine needs: the lab (nspawn, debootstrap) and the config
 # validators the unit tests run (haproxy -c and its runtime socket through netcat,
-# systemd-analyze, redis).
-SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin netcat-openbsd
+# systemd-analyze, redis, nft -c).
+SYSTEM_PACKAGES := systemd-container debootstrap iproute2 openssh-client python3-venv haproxy keepalived openssl tinyproxy-bin netcat-openbsd nftables
 
 .PHONY: cluster test test-unit test-lab lab lab-down check system-deps venv airflow-venv bench clean lock-hashes
 

@@ -40,6 +40,9 @@ _CONNECTION = {
     "extra_ca_certs": ["/etc/ssl/certs/ca-certificates.crt"],
     # The virtual IP the two lb hosts share (keepalived).
     "lb_vip": "172.29.213.10",
+    # This machine's address on the lab bridge: the tests and `python -m ops` reach every
+    # service port through the hosts' firewalls (setting admin_sources).
+    "admin_sources": ["172.29.213.1"],
 }
 
 

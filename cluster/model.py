@@ -19,6 +19,7 @@ from .broker import Broker, build_broker
 from .dag_sources import DagSources, build_dag_sources
 from .database import Database, build_database
 from .errors import ClusterConfigError
+from .firewall import Firewall, host_firewall
 from .groups import CONTROL_PLANE_GROUPS, REQUIRED_GROUPS, ROLE_GROUPS
 from .loader import load_inventory
 from .net import url_host
@@ -98,6 +99,8 @@ class Cluster:
     tls: TlsSettings
     # Where DAGs and plugins come from: the synced folders and, optionally, a Git repository.
     dags: DagSources
+    # Each host's firewall: which addresses each of its service ports admits.
+    firewalls: Mapping[str, Firewall]
     # The Celery queues every worker consumes (its `--queues`); the autoscalers size the
     # workers by their load.
     worker_queues: tuple[str, ...]
@@ -137,6 +140,11 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
         return tuple(nodes[name].address for name in groups[group])
 
     lb_vip = _lb_vip(settings.get("lb_vip"), groups["lb"], nodes)
+    firewalls = {
+        n.name: host_firewall(n.address, n.groups, inventory.get_host(n.name).data.dict(),
+                              addresses_of, lb_vip)
+        for n in nodes.values()
+    }
     public_host = lb_vip or addresses_of("lb")[0]
     https_port = settings["lb_https_port"]
     port_part = f":{https_port}" if https_port != 443 else ""
@@ -169,6 +177,7 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
             project_dir=project,
         ),
         dags=build_dag_sources(settings, secrets_dir, project),
+        firewalls=MappingProxyType(firewalls),
         worker_queues=(settings["default_queue"],),
     )
 

@@ -44,6 +44,11 @@ SETTINGS: dict[str, Setting] = {
     "apt_security_mirror": Setting(
         v.url("http", "https"), "Debian security archive used with apt_mirror."
     ),
+    # --- Host firewall ----------------------------------------------------------------------------
+    "firewall": Setting(v.boolean, "nftables: each service port admits only its users."),
+    "admin_sources": Setting(
+        v.list_of(v.ipv4_network), "Operators' and monitoring networks: every service port."
+    ),
     # --- Base system ------------------------------------------------------------------------------
     "base_packages": Setting(v.list_of(v.text), "Debian packages installed on every host."),
     "sysctl": Setting(

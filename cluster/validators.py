@@ -106,6 +106,15 @@ def ip_address(value: Any) -> str | None:
     return None
 
 
+def ipv4_network(value: Any) -> str | None:
+    """An IPv4 address or network ("10.0.0.5", "10.0.0.0/24"); host bits may be set."""
+    try:
+        ipaddress.IPv4Network(value, strict=False)
+    except (ValueError, TypeError):
+        return _expected("an IPv4 address or network", value)
+    return None
+
+
 def absolute_path(value: Any) -> str | None:
     if not isinstance(value, str) or not value.startswith("/"):
         return _expected("an absolute path", value)

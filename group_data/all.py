@@ -92,6 +92,18 @@ lb_http_port = 80
 # HAProxy stats page port on the `lb` hosts: HTTPS only, behind the generated stats password.
 lb_stats_port = 8404
 
+# --- Host firewall ----------------------------------------------------------------------------
+# nftables on every host (table inet airflow_cluster): each service port above admits only the
+# hosts that use it (API servers: the lb hosts; worker and triggerer log servers: the API
+# servers; Redis and Sentinel: the Airflow and redis hosts; PostgreSQL: the Airflow hosts) and
+# admin_sources; SSH and the lb hosts' HTTPS and HTTP ports admit anyone; the rest is refused.
+# False: no firewall of the deploy's (for those who manage their own).
+firewall = True
+# Addresses or networks of operators and monitoring (IPv4, e.g. "10.0.5.0/24"): admitted on every
+# service port, the scheduler health servers and the HAProxy stats page included (and needed
+# there by `python -m ops status|check` when run from them).
+admin_sources = []
+
 # --- Load balancer ----------------------------------------------------------------------------
 # Virtual IP shared by two `lb` hosts (keepalived); required when the lb group has 2 hosts.
 lb_vip = None

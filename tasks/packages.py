@@ -21,6 +21,8 @@ ROLE_PACKAGES = {
 KEEPALIVED = ["keepalived"]
 # Airflow hosts reading a Git DAG bundle: GitPython runs git, which runs ssh.
 GIT = ["git", "openssh-client"]
+# Every host with the deploy's firewall (setting firewall): nft loads its rules.
+FIREWALL = ["nftables"]
 
 
 def host_packages(run, groups, settings) -> list[str]:
@@ -32,4 +34,6 @@ def host_packages(run, groups, settings) -> list[str]:
         packages += KEEPALIVED
     if set(AIRFLOW_GROUPS) & set(groups) and run.cluster.dags.git is not None:
         packages += GIT
+    if settings["firewall"]:
+        packages += FIREWALL
     return list(dict.fromkeys(packages))  # once each, in order

@@ -17,14 +17,14 @@ def packages(inventory, name):
 def test_each_host_gets_the_base_packages_and_its_roles_packages_only():
     inventory = api_inventory()
     base = inventory.get_host("db1").data.base_packages
-    assert packages(inventory, "db1") == [*base, "postgresql-15"]
+    assert packages(inventory, "db1") == [*base, "postgresql-15", "nftables"]
     assert packages(inventory, "redis1") == [*base, "redis-server", "redis-sentinel",
-                                             "redis-tools"]
+                                             "redis-tools", "nftables"]
     # netcat-openbsd is a base package too: listed once.
     assert "netcat-openbsd" in base
-    assert packages(inventory, "lb1") == [*base, "haproxy", "keepalived"]
+    assert packages(inventory, "lb1") == [*base, "haproxy", "keepalived", "nftables"]
     # No Git DAG bundle in the shipped settings: no git.
-    assert packages(inventory, "worker1") == base
+    assert packages(inventory, "worker1") == [*base, "nftables"]
 
 
 def test_one_load_balancer_needs_no_keepalived():
@@ -35,5 +35,10 @@ def test_one_load_balancer_needs_no_keepalived():
 def test_airflow_hosts_reading_a_git_bundle_get_git_and_ssh_once():
     inventory = api_inventory(all_data={"dags_git_url": "https://git.example/dags.git",
                                         "base_packages": ["curl", "git"]})
-    assert packages(inventory, "worker1") == ["curl", "git", "openssh-client"]
-    assert packages(inventory, "db1") == ["curl", "git", "postgresql-15"]
+    assert packages(inventory, "worker1") == ["curl", "git", "openssh-client", "nftables"]
+    assert packages(inventory, "db1") == ["curl", "git", "postgresql-15", "nftables"]
+
+
+def test_the_firewall_brings_nftables_and_none_without_it():
+    inventory = api_inventory(all_data={"firewall": False})
+    assert "nftables" not in packages(inventory, "worker1")

@@ -8,7 +8,7 @@ from pyinfra.context import ctx_inventory, ctx_state
 import cluster.run
 from cluster.errors import ClusterConfigError
 from tasks.airflow import database_host
-from tests.unit.support import api_inventory
+from tests.unit.support import GROUPS, api_inventory
 
 
 @pytest.fixture
@@ -47,13 +47,17 @@ def test_a_failed_preparation_fails_every_host(monkeypatch):
                 cluster.run.prepare_once(inventory)
 
 
-@pytest.mark.parametrize("active, expected", [
-    (None, "web1"),  # a full run: the first Airflow host in inventory order
-    (["worker2", "worker1", "lb1"], "worker1"),  # --limit worker --limit lb
-    (["lb1", "redis1"], None),  # no Airflow host in the run
+@pytest.mark.parametrize("groups, active, expected", [
+    (GROUPS, None, "web1"),  # a full run: the first API server or scheduler host
+    (GROUPS, ["web2", "worker1"], "web2"),  # --limit web2 --limit worker1
+    # A worker host holds no database password: never it, even first in the inventory.
+    ({"worker": GROUPS["worker"], **GROUPS}, None, "web1"),
+    (GROUPS, ["worker2", "worker1", "lb1"], None),  # --limit worker --limit lb
+    (GROUPS, ["lb1", "redis1"], None),  # no Airflow host in the run
 ])
-def test_database_is_checked_from_the_first_airflow_host_of_the_run(active, expected):
-    inventory = api_inventory()
+def test_database_is_checked_from_the_first_api_server_or_scheduler_host_of_the_run(
+        groups, active, expected):
+    inventory = api_inventory(groups)
     state = State(inventory, Config())
     names = active or [host.name for host in inventory]
     state.active_hosts = {inventory.get_host(name) for name in names}

@@ -1,0 +1,54 @@
+"""The host firewall on every host (setting `firewall`): nftables rules computed from the
+inventory (cluster/firewall.py), in a table of the deploy's own, loaded at boot by
+airflow-cluster-firewall.service and reloaded, atomically, when they change. A new rule set is
+checked on the host (`nft -c`) before it replaces the one in force. With `firewall = False`
+the service is stopped (its table deleted) and its files removed.
+"""
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, systemd
+
+from operations import files as cluster_files
+from operations.files import validated_file
+from tasks.context import render, template_vars
+
+RULES = "/etc/airflow-cluster/firewall.nft"
+SERVICE = "airflow-cluster-firewall.service"
+UNIT = f"/etc/systemd/system/{SERVICE}"
+
+
+@deploy("Firewall")
+def apply(run):
+    tvars = template_vars(run)
+    if not tvars["settings"]["firewall"]:
+        _absent()
+        return
+    files.directory(name="/etc/airflow-cluster", path="/etc/airflow-cluster", mode="0755")
+    rules = validated_file(
+        name=f"rules {RULES} (checked with nft -c)",
+        content=render("templates/etc/airflow-cluster/firewall.nft.j2", tvars),
+        dest=RULES,
+        user="root",
+        group="root",
+        mode="0600",
+        check="nft -c -f {path}",
+    )
+    unit = cluster_files.template(
+        name=f"unit {SERVICE}",
+        src=f"templates/etc/systemd/system/{SERVICE}.j2",
+        dest=UNIT,
+        mode="0644",
+        **tvars,
+    )
+    systemd.daemon_reload(name=f"systemd re-reads {SERVICE} (it changed)", _if=unit.did_change)
+    systemd.service(name=f"{SERVICE} running and enabled", service=SERVICE, running=True,
+                    enabled=True)
+    systemd.service(name="firewall rules reloaded (they changed)", service=SERVICE,
+                    running=None, command="reload", _if=rules.did_change)
+
+
+def _absent():
+    systemd.service(name=f"no {SERVICE} (setting firewall = False)", service=SERVICE,
+                    running=False, enabled=False)
+    files.file(name=f"no {UNIT}", path=UNIT, present=False)
+    files.file(name=f"no {RULES}", path=RULES, present=False)
