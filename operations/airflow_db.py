@@ -8,11 +8,11 @@ acts: one database check and at most one migration per run.
 """
 
 import hashlib
-import shlex
+import io
 import weakref
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, HiddenValue, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, QuoteString, StringCommand, operation
 
 from cluster.passwords import make_password_hash, password_hash_matches
 from facts.airflow_db import HELPER, AirflowDbStatus
@@ -20,6 +20,9 @@ from facts.airflow_db import HELPER, AirflowDbStatus
 from .airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
 
 __all__ = ["HELPER", "admin_user", "conn_sha256", "migrated"]
+
+# Where the admin password's hash waits for the helper, which deletes it (root-only: /run).
+ADMIN_HASH_FILE = "/run/airflow-cluster-admin-hash"
 
 
 # Host -> the status `migrated` read and left as it was (no migration): `admin_user`, the next
@@ -94,12 +97,11 @@ def admin_user(on: str | None, python: str, user: str, email: str, password: str
     if password_hash_matches(password, status["admin_password_hash"]):
         host.noop(f"admin user {user!r} has the secrets file's password")
         return
-    yield StringCommand(
-        python,
-        HELPER,
-        "set-admin",
-        QuoteString(user),
-        QuoteString(email),
-        # A hash made here: the password itself never reaches the host.
-        HiddenValue(shlex.quote(make_password_hash(password))),
-    )
+    # A hash made here: the password itself never reaches the host. Uploaded into a root-only
+    # file (created empty with its mode first), which the helper reads and deletes: never on
+    # a command line, where every local user sees it.
+    yield StringCommand("install", "-m", "0600", "/dev/null", ADMIN_HASH_FILE)
+    yield FileUploadCommand(io.StringIO(make_password_hash(password)), ADMIN_HASH_FILE,
+                            remote_temp_filename=host.get_temp_filename(ADMIN_HASH_FILE))
+    yield StringCommand(python, HELPER, "set-admin", QuoteString(user), QuoteString(email),
+                        ADMIN_HASH_FILE)

@@ -8,13 +8,11 @@ the host), and only when the stored verifier does not match the secrets file: a 
 changes nothing.
 """
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import postgres, systemd
 
-from cluster.passwords import scram_verifier, scram_verifier_matches
-from facts.postgres import RolePasswordVerifier
 from operations import files as cluster_files
+from operations import postgres as postgres_passwords
 from tasks.context import template_vars
 from tasks.packages import POSTGRES_VERSION
 
@@ -83,12 +81,7 @@ def apply(run):
 
 def _login_role(role, password):
     """`role` may log in, with `password` (its SCRAM verifier set only when the stored one was
-    not made from it)."""
-    stored = host.get_fact(RolePasswordVerifier, role=role, **AS_POSTGRES)
-    postgres.role(
-        name=f"role {role} with the secrets file's password",
-        role=role,
-        login=True,
-        password=None if scram_verifier_matches(password, stored) else scram_verifier(password),
-        **AS_POSTGRES,
-    )
+    not made from it, off every command line: operations/postgres.py)."""
+    postgres.role(name=f"role {role} may log in", role=role, login=True, **AS_POSTGRES)
+    postgres_passwords.role_password(name=f"role {role} with the secrets file's password",
+                                     role=role, password=password)

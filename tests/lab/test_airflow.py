@@ -442,7 +442,8 @@ def test_admin_password_is_put_back_by_the_next_deploy(api):
     name = CLUSTER.groups["web"][0]
     admin, email = data(name).airflow_admin_user, data(name).airflow_admin_email
     changed = ssh(name).run(
-        f"airflow-cluster-db set-admin {admin} {email} '{make_password_hash('changed-by-hand')}'"
+        f"printf %s '{make_password_hash('changed-by-hand')}' | "
+        f"airflow-cluster-db set-admin {admin} {email} -"
     )
     assert changed.rc == 0, changed.stderr
     assert api.call("POST", "/auth/token", {"username": admin, "password": "changed-by-hand"},
