@@ -483,6 +483,7 @@ def test_database_status_skips_airflow_only_while_code_and_database_are_unchange
         assert host.file(stamp).mode == 0o600
         fast = status(airflow=False)
         assert fast["db"] == "current" and fast["admin_password_hash"], fast
+        assert fast["celery_results"] is True, fast  # the workers' role has its tables
         # The database recorded other versions than the stamp holds: Airflow must answer.
         wrong = host.run(
             f"python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); "
@@ -492,7 +493,7 @@ def test_database_status_skips_airflow_only_while_code_and_database_are_unchange
         assert wrong.rc == 0, wrong.stderr
         assert status(airflow=False) == {
             "db": "unknown", "conn_sha256": None, "admin_password_hash": None,
-            "error": "ImportError",
+            "celery_results": None, "error": "ImportError",
         }
         # Airflow's "current" puts the right stamp back.
         assert status()["db"] == "current"
