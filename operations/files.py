@@ -22,6 +22,52 @@ from pyinfra.operations.util.files import ensure_mode_int, generate_color_diff
 from facts.files import ManagedFile
 
 
+# Global arguments under which pyinfra uploads as the SSH user into a temporary file, then
+# copies it into place as another user.
+_ESCALATION = ("_sudo", "_su_user", "_doas", "_dzdo")
+_OTHER_USER = ("_su_user", "_sudo_user", "_doas_user", "_dzdo_user")
+# How commands run as the SSH user itself, whatever the operation's arguments.
+_UNPRIVILEGED = {"_sudo": False, "_su_user": None, "_doas": False, "_dzdo": False}
+
+
+def private_upload(src, dest):
+    """The commands that upload `src` into `dest` without its content ever lying in a file
+    others may read. Without privilege escalation SFTP writes `dest` itself. With _sudo (or
+    _su_user, _doas, _dzdo) pyinfra first writes a temporary file as the SSH user, created
+    with its umask (world-readable, in /tmp); here that file is made inside a new directory
+    only the SSH user may enter (mode 0700, a random name, made unprivileged), removed after.
+    `dest` itself must already be private when it holds a secret (validated_file, put)."""
+    arguments = host.current_op_global_arguments or {}
+    if not any(arguments.get(name) for name in _ESCALATION):
+        yield FileUploadCommand(src, dest)
+        return
+    stage = host.get_temp_filename()  # a fresh random name: an existing one fails mkdir
+    yield StringCommand("mkdir", "-m", "0700", stage, **_UNPRIVILEGED)
+    other = next((arguments[name] for name in _OTHER_USER if arguments.get(name)), None)
+    if other:  # pyinfra gives that user read access to the file; it must reach it
+        yield StringCommand("setfacl", "-m", f"u:{other}:x", stage, **_UNPRIVILEGED)
+    yield FileUploadCommand(src, dest, remote_temp_filename=f"{stage}/upload")
+    yield StringCommand("rm", "-rf", stage, **_UNPRIVILEGED)
+
+
+def staged_replace(src, dest, user, group, mode, check=None):
+    """The commands that replace `dest` with `src` atomically: written beside it into a file
+    created with its final owner and mode (so a secret is never readable by others), checked
+    with `check` ("{path}" = that file; a failure removes it and fails), then moved over it."""
+    directory, _, filename = dest.rpartition("/")
+    staged = f"{directory}/.{filename}.new"
+    quoted = shlex.quote(staged)
+    owner = [*(["-o", user] if user else []), *(["-g", group] if group else [])]
+    yield StringCommand("install", "-m", mode, *owner, "/dev/null", quoted)
+    yield from private_upload(src, staged)
+    if check:
+        yield StringCommand(
+            "(", check.format(path=quoted), ")", "||", "{", "rm", "-f", quoted, ";", "exit", "1;",
+            "}",
+        )
+    yield StringCommand("mv", "-f", quoted, shlex.quote(dest))
+
+
 @operation()
 def validated_file(content: str, dest: str, user: str, group: str, mode: str, check=None):
     """Install `content` at `dest` (owner, mode) when it differs from what is there.
@@ -42,19 +88,7 @@ def validated_file(content: str, dest: str, user: str, group: str, mode: str, ch
         if (remote["user"], remote["group"], remote["mode"]) == (user, group, int(mode)):
             host.noop(f"{dest} is up to date")
         return
-    directory, _, filename = dest.rpartition("/")
-    staged = f"{directory}/.{filename}.new"
-    quoted = shlex.quote(staged)
-    yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", quoted)
-    yield FileUploadCommand(
-        io.StringIO(content), staged, remote_temp_filename=host.get_temp_filename(staged)
-    )
-    if check:
-        yield StringCommand(
-            "(", check.format(path=quoted), ")", "||", "{", "rm", "-f", quoted, ";", "exit", "1;",
-            "}",
-        )
-    yield StringCommand("mv", "-f", quoted, shlex.quote(dest))
+    yield from staged_replace(io.StringIO(content), dest, user, group, mode, check)
 
 
 @operation()
@@ -66,8 +100,9 @@ def put(src: str | IO, dest: str, user: str | None = None, group: str | None = N
     uploaded, then chowned and chmodded; a file with the same content only gets its owner and
     mode put right.
 
-    It asks the host once (facts/files.py ManagedFile) where files.put asks three times. With
-    --diff, a file that others may not read (`mode` without o+r: it may hold a secret) is
+    It asks the host once (facts/files.py ManagedFile) where files.put asks three times. A
+    file that others may not read (`mode` without o+r: it may hold a secret) is written beside
+    `dest` with its final owner and mode and moved over it (staged_replace), and with --diff
     named, never printed."""
     if not hasattr(src, "read") and getattr(state, "cwd", None):
         src = os.path.join(state.cwd, src)
@@ -92,7 +127,11 @@ def put(src: str | IO, dest: str, user: str | None = None, group: str | None = N
         return
     if state.config.DIFF:
         _show_diff(src, dest, mode, remote)
-    yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+    if _private(mode):
+        # Others may not read it (it may hold a secret): never, not even while it is written.
+        yield from staged_replace(src, dest, user, group, str(mode).zfill(4))
+        return
+    yield from private_upload(src, dest)
     if user or group:
         yield file_utils.chown(dest, user, group)
     if mode:
@@ -115,8 +154,13 @@ def template(src: str, dest: str, user: str | None = None, group: str | None = N
     yield from put._inner(src=io.StringIO(output), dest=dest, user=user, group=group, mode=mode)
 
 
+def _private(mode) -> bool:
+    """Whether `mode` (pyinfra's int of octal digits: 640) denies others reading."""
+    return bool(mode) and int(str(mode)[-1]) & 4 == 0
+
+
 def _show_diff(src, dest, mode, remote) -> None:
-    if mode and int(str(mode)[-1]) & 4 == 0:
+    if _private(mode):
         host.log(f"Will {'modify' if remote['kind'] else 'create'} "
                  f"{format_text(dest, bold=True)} (mode {mode}: content not shown)", logger.info)
         return

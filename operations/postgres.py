@@ -6,10 +6,12 @@ file already private (with _su_user, pyinfra would stage it in /tmp first)."""
 import io
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import StringCommand, operation
 
 from cluster.passwords import scram_verifier, scram_verifier_matches
 from facts.postgres import RolePasswordVerifier
+
+from .files import private_upload
 
 # Where the statement waits for psql, which runs as the postgres user: made for it, 0600.
 STATEMENT_FILE = "/run/postgresql/airflow-cluster-role-password.sql"
@@ -28,8 +30,7 @@ def role_password(role: str, password: str):
     statement = f"ALTER ROLE {identifier} PASSWORD '{scram_verifier(password)}';\n"
     yield StringCommand("install", "-m", "0600", "-o", "postgres", "-g", "postgres", "/dev/null",
                         STATEMENT_FILE)
-    yield FileUploadCommand(io.StringIO(statement), STATEMENT_FILE,
-                            remote_temp_filename=host.get_temp_filename(STATEMENT_FILE))
+    yield from private_upload(io.StringIO(statement), STATEMENT_FILE)
     yield StringCommand("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v",
                         "ON_ERROR_STOP=1", "-f", STATEMENT_FILE, ";", "status=$?;", "rm", "-f",
                         STATEMENT_FILE, ";", "exit", "$status")

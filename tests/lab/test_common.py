@@ -150,3 +150,38 @@ def test_apt_mirror_is_the_hosts_only_source_and_their_own_come_back(deployed, h
     assert host.file("/etc/apt/sources.list").content_string == original
     assert not host.file(ORIGINAL_DIR).exists
     assert host.run("apt-get update").rc == 0
+
+
+def test_a_sudoer_deploys_and_no_secret_file_is_staged_where_others_read(deployed):
+    """As a sudoer (`_sudo=True`), pyinfra uploads each file as that user first: the deploy
+    stages those uploads in a directory only that user enters (operations/files.py
+    private_upload). Two private files removed behind the deploy's back come back, with their
+    owner and mode, and no staging directory is left."""
+    name = CLUSTER.groups["worker"][-1]
+    settings = LAB.data(name)
+    logserver, rules = f"{settings.airflow_home}/logserver.cfg", "/etc/airflow-cluster/firewall.nft"
+    sudoer = "airflow-cluster-test-sudoer"
+    setup = LAB.run(name, " && ".join([
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q sudo >/dev/null",
+        f"id {sudoer} >/dev/null 2>&1 || useradd -m -s /bin/sh {sudoer}",
+        f"echo '{sudoer} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{sudoer}",
+        f"install -d -m 0700 -o {sudoer} /home/{sudoer}/.ssh",
+        f"install -m 0600 -o {sudoer} /root/.ssh/authorized_keys /home/{sudoer}/.ssh/",
+        f"rm -f {logserver} {rules}",
+    ]), timeout=600)
+    assert setup.returncode == 0, setup.stderr
+    try:
+        run = run_pyinfra("--limit", name, "--data", f"ssh_user={sudoer}", "--data", "_sudo=True")
+        assert run.returncode == 0 and run.totals.get("error", 0) == 0, run.describe()
+        changed = [op for op, _ in run.changed_operations()]
+        assert any("log server configuration" in op for op in changed), changed
+        assert any("firewall.nft" in op for op in changed), changed
+        host = LAB.host(name)
+        assert (host.file(logserver).user, host.file(logserver).group,
+                host.file(logserver).mode) == ("root", settings.log_server_user, 0o640)
+        assert (host.file(rules).user, host.file(rules).mode) == ("root", 0o600)
+        assert LAB.secrets["api_secret_key"] in host.file(logserver).content_string
+        left = LAB.run(name, "find /tmp -maxdepth 1 -name 'pyinfra-*'").stdout.split()
+        assert left == [], left
+    finally:
+        LAB.run(name, f"rm -f /etc/sudoers.d/{sudoer} && userdel -r {sudoer}")

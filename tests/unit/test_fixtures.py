@@ -92,7 +92,10 @@ def parse_commands(commands):
             command = StringCommand(command.strip())
         if isinstance(command, StringCommand):
             assert_shell_parses(command.get_raw_value())
-            out.append(command_string(command))
+            if command.connector_arguments:  # how it runs, when not as the operation does
+                out.append([command_string(command), command.connector_arguments])
+            else:
+                out.append(command_string(command))
         elif isinstance(command, FileUploadCommand):
             if isinstance(command.src, str):  # a control machine path
                 data = Path(command.src).read_text()
@@ -100,7 +103,11 @@ def parse_commands(commands):
                 command.src.seek(0)
                 data = command.src.read()
             out.append(["upload", data.decode() if isinstance(data, bytes) else data,
-                        str(command.dest)])
+                        str(command.dest),
+                        # Where it is staged, when not in the plain temporary file.
+                        *([command.remote_temp_filename]
+                          if command.remote_temp_filename not in (None, FakeHost.TEMP_FILE)
+                          else [])])
         elif isinstance(command, FunctionCommand):
             out.append(["call", command.function.__name__,
                         json.loads(json.dumps(list(command.args)))])
@@ -138,8 +145,10 @@ class FakeHost:
     def noop(self, description):
         self.noop_description = description
 
+    TEMP_FILE = "_tempfile_"
+
     def get_temp_filename(self, *args, **kwargs):
-        return "_tempfile_"
+        return self.TEMP_FILE
 
     def get_fact(self, cls, *args, **kwargs):
         assert not args, "ask facts with keyword arguments (fixture keys are kwargs strings)"
@@ -184,6 +193,8 @@ def test_operation(path):
     op = getattr(import_module(f"operations.{module_name}"), op_name)
     data = json.loads(path.read_text())
     host = FakeHost(data.get("host", "somehost"), json.loads(json.dumps(data.get("facts", {}))))
+    # The operation's global arguments, e.g. {"_sudo": true}.
+    host.current_op_global_arguments = data.get("global_arguments")
     args = parse_value(data.get("args", []))
     kwargs = parse_value(data.get("kwargs", {}))
 
