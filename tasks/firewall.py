@@ -1,12 +1,12 @@
 """The host firewall on every host (setting `firewall`): nftables rules computed from the
 inventory (cluster/firewall.py), in a table of the deploy's own, loaded at boot by
-airflow-cluster-firewall.service and reloaded, atomically, when they change. A new rule set is
+airflow-cluster-firewall.service and put in force, atomically, when they change. A new rule set is
 checked on the host (`nft -c`) before it replaces the one in force. With `firewall = False`
 the service is stopped (its table deleted) and its files removed.
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from operations import files as cluster_files
 from operations.files import validated_file
@@ -43,8 +43,11 @@ def apply(run):
     systemd.daemon_reload(name=f"systemd re-reads {SERVICE} (it changed)", _if=unit.did_change)
     systemd.service(name=f"{SERVICE} running and enabled", service=SERVICE, running=True,
                     enabled=True)
-    systemd.service(name="firewall rules reloaded (they changed)", service=SERVICE,
-                    running=None, command="reload", _if=rules.did_change)
+    # Straight to nft, not through the unit's ExecReload: a oneshot's cgroup is gone once it
+    # has started, and on cgroup v1 systemd may fail to make it again for the reload (the lab
+    # saw exit 219/CGROUP). The file replaces the table atomically.
+    server.shell(name="firewall rules in force (they changed)", commands=[f"nft -f {RULES}"],
+                 _if=rules.did_change)
 
 
 def _absent():

@@ -113,3 +113,12 @@ def test_rendered_rules_print_the_models_rules(inventory, cluster):
     assert "ip saddr { 172.29.213.12 } ip protocol 112 accept" in lb
     # What no rule admits is refused.
     assert text.rstrip().endswith("reject with icmpx port-unreachable\n    }\n}")
+
+
+def test_the_firewall_unit_passes_systemd_analyze_verify(inventory, cluster, tmp_path):
+    from tests.unit.test_airflow_render import verify_units
+
+    unit = "/etc/systemd/system/airflow-cluster-firewall.service"
+    text = render_template(inventory, f"templates{unit}.j2", cluster, "web1")
+    done = verify_units({unit: text}, tmp_path / "root")
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
