@@ -5,14 +5,18 @@ checked on the host (`nft -c`) before it replaces the one in force. With `firewa
 the service is stopped (its table deleted) and its files removed.
 """
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 
+from facts.nftables import NftTable
 from operations import files as cluster_files
 from operations.files import validated_file
 from tasks.context import render, template_vars
 
 RULES = "/etc/airflow-cluster/firewall.nft"
+# The table the rules define (templates/etc/airflow-cluster/firewall.nft.j2).
+TABLE = "airflow_cluster"
 SERVICE = "airflow-cluster-firewall.service"
 UNIT = f"/etc/systemd/system/{SERVICE}"
 
@@ -53,5 +57,11 @@ def apply(run):
 def _absent():
     systemd.service(name=f"no {SERVICE} (setting firewall = False)", service=SERVICE,
                     running=False, enabled=False)
+    # The table itself, whatever became of the unit's ExecStop (on cgroup v1 systemd may fail to
+    # run it once the oneshot's cgroup is gone).
+    if host.get_fact(NftTable, family="inet", table=TABLE):
+        server.shell(name=f"no nftables table inet {TABLE}",
+                     commands=[f"if nft list table inet {TABLE} >/dev/null 2>&1; then "
+                               f"nft delete table inet {TABLE}; fi"])
     files.file(name=f"no {UNIT}", path=UNIT, present=False)
     files.file(name=f"no {RULES}", path=RULES, present=False)
