@@ -1,7 +1,9 @@
 """File operations beyond pyinfra's own: a secret-bearing config file validated on the host
 before it replaces the one in use (HAProxy's config and certificate, keepalived's config:
 tasks/lb.py); put and template, pyinfra's files.put and files.template with one fact per file
-instead of three (the deploy's ~60 files are most of a no-change run)."""
+instead of three (the deploy's ~60 files are most of a no-change run). None of them lets a
+private file's content be read by others on its way: not in the file itself while it is
+written, nor in pyinfra's staging copy under _sudo (private_upload, staged_replace)."""
 
 import hashlib
 import io
