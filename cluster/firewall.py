@@ -7,10 +7,8 @@ arrives uninvited is refused (templates/etc/airflow-cluster/firewall.nft.j2, tas
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .net import host_network
-from .ports import host_ports
 
 # Service (cluster/ports.py's names) -> the groups whose hosts connect to it; None: anyone.
 USERS: dict[str, tuple[str, ...] | None] = {
@@ -56,13 +54,14 @@ def admin_networks(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(ipaddress.IPv4Network(v, strict=False)) for v in values)
 
 
-def host_firewall(address: str, groups: Iterable[str], settings: Mapping[str, Any],
-                  addresses_of, lb_vip: str | None) -> Firewall:
-    """The firewall of the host at `address` in `groups` with its `settings`;
-    `addresses_of(group)` gives each group's addresses (the model's)."""
-    admins = admin_networks(settings["admin_sources"])
+def host_firewall(address: str, groups: Iterable[str], ports: Mapping[int, str],
+                  admin_sources: Iterable[str], addresses_of, lb_vip: str | None) -> Firewall:
+    """The firewall of the host at `address` in `groups` serving `ports` (port -> service:
+    cluster/ports.py host_ports); `addresses_of(group)` gives each group's addresses (the
+    model's)."""
+    admins = admin_networks(admin_sources)
     rules = []
-    for port, service in host_ports(groups, settings).items():
+    for port, service in ports.items():
         users = USERS[service]
         if users is None:
             rules.append(Rule(service, port, None))

@@ -124,15 +124,18 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
     nodes = _build_nodes(inventory)
     _check_worker_hosts(nodes)
 
-    settings = next(iter(inventory)).data.dict()
+    # Each host's resolved data, read once (pyinfra merges it anew on every read).
+    host_settings = {name: inventory.get_host(name).data.dict() for name in nodes}
+    settings = host_settings[next(iter(nodes))]  # the inventory's first host's
     for name in REQUIRED_SETTINGS:
         if name not in settings:
             raise ClusterConfigError(f"setting {name!r} is not set: define it in group_data/all.py")
-    role_settings = {g: {n: inventory.get_host(n).data.dict() for n in groups[g]} for g in groups}
+    role_settings = {g: {n: host_settings[n] for n in groups[g]} for g in groups}
     check_role_settings(role_settings)
+    ports = {}
     for node in nodes.values():
         try:
-            host_ports(node.groups, inventory.get_host(node.name).data.dict())
+            ports[node.name] = host_ports(node.groups, host_settings[node.name])
         except ClusterConfigError as e:
             raise ClusterConfigError(f"host {node.name!r}: {e}") from None
 
@@ -141,8 +144,8 @@ def build_cluster(inventory: Inventory, project_dir=None) -> Cluster:
 
     lb_vip = _lb_vip(settings.get("lb_vip"), groups["lb"], nodes)
     firewalls = {
-        n.name: host_firewall(n.address, n.groups, inventory.get_host(n.name).data.dict(),
-                              addresses_of, lb_vip)
+        n.name: host_firewall(n.address, n.groups, ports[n.name],
+                              host_settings[n.name]["admin_sources"], addresses_of, lb_vip)
         for n in nodes.values()
     }
     public_host = lb_vip or addresses_of("lb")[0]

@@ -18,7 +18,7 @@ from cluster.passwords import make_password_hash, password_hash_matches
 from facts.airflow_db import HELPER, AirflowDbStatus
 
 from .airflow_upgrade import UpgradeError, migrate_with_schedulers_stopped
-from .files import private_upload
+from .files import private_file
 
 __all__ = ["HELPER", "admin_user", "conn_sha256", "migrated"]
 
@@ -101,7 +101,6 @@ def admin_user(on: str | None, python: str, user: str, email: str, password: str
     # A hash made here: the password itself never reaches the host. Uploaded into a root-only
     # file (created empty with its mode first), which the helper reads and deletes: never on
     # a command line, where every local user sees it.
-    yield StringCommand("install", "-m", "0600", "/dev/null", ADMIN_HASH_FILE)
-    yield from private_upload(io.StringIO(make_password_hash(password)), ADMIN_HASH_FILE)
+    yield from private_file(io.StringIO(make_password_hash(password)), ADMIN_HASH_FILE)
     yield StringCommand(python, HELPER, "set-admin", QuoteString(user), QuoteString(email),
                         ADMIN_HASH_FILE)

@@ -52,6 +52,14 @@ def private_upload(src, dest):
     yield StringCommand("rm", "-rf", stage, **_UNPRIVILEGED)
 
 
+def private_file(src, dest, user=None, group=None, mode="0600"):
+    """The commands that write `src` into `dest`, a file first created empty with this owner
+    and mode (so its content is never readable by others), through private_upload."""
+    owner = [*(["-o", user] if user else []), *(["-g", group] if group else [])]
+    yield StringCommand("install", "-m", mode, *owner, "/dev/null", shlex.quote(dest))
+    yield from private_upload(src, dest)
+
+
 def staged_replace(src, dest, user, group, mode, check=None):
     """The commands that replace `dest` with `src` atomically: written beside it into a file
     created with its final owner and mode (so a secret is never readable by others), checked
@@ -59,9 +67,7 @@ def staged_replace(src, dest, user, group, mode, check=None):
     directory, _, filename = dest.rpartition("/")
     staged = f"{directory}/.{filename}.new"
     quoted = shlex.quote(staged)
-    owner = [*(["-o", user] if user else []), *(["-g", group] if group else [])]
-    yield StringCommand("install", "-m", mode, *owner, "/dev/null", quoted)
-    yield from private_upload(src, staged)
+    yield from private_file(src, staged, user, group, mode)
     if check:
         yield StringCommand(
             "(", check.format(path=quoted), ")", "||", "{", "rm", "-f", quoted, ";", "exit", "1;",

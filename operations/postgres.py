@@ -11,7 +11,7 @@ from pyinfra.api import StringCommand, operation
 from cluster.passwords import scram_verifier, scram_verifier_matches
 from facts.postgres import RolePasswordVerifier
 
-from .files import private_upload
+from .files import private_file
 
 # Where the statement waits for psql, which runs as the postgres user: made for it, 0600.
 STATEMENT_FILE = "/run/postgresql/airflow-cluster-role-password.sql"
@@ -28,9 +28,7 @@ def role_password(role: str, password: str):
         return
     identifier = '"' + role.replace('"', '""') + '"'
     statement = f"ALTER ROLE {identifier} PASSWORD '{scram_verifier(password)}';\n"
-    yield StringCommand("install", "-m", "0600", "-o", "postgres", "-g", "postgres", "/dev/null",
-                        STATEMENT_FILE)
-    yield from private_upload(io.StringIO(statement), STATEMENT_FILE)
+    yield from private_file(io.StringIO(statement), STATEMENT_FILE, "postgres", "postgres")
     yield StringCommand("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v",
                         "ON_ERROR_STOP=1", "-f", STATEMENT_FILE, ";", "status=$?;", "rm", "-f",
                         STATEMENT_FILE, ";", "exit", "$status")

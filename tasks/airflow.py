@@ -57,7 +57,7 @@ from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unp
 from cluster.wheelhouse import uv_binary, uv_path
 from cluster.dag_sources import HOST_GIT_DIR, HOST_GIT_KEY, HOST_GIT_KNOWN_HOSTS, DagSources
 from cluster.errors import ClusterConfigError
-from cluster.groups import AIRFLOW_GROUPS, CONTROL_PLANE_GROUPS
+from cluster.groups import AIRFLOW_GROUPS
 from cluster.services import SCHEDULER_UNITS
 from facts.airflow_venv import RunningVenvs
 from facts.python import SystemPython
@@ -362,19 +362,19 @@ def _git_access(run, settings) -> tuple:
     return tuple(op for op in (key, known_hosts) if op is not None)
 
 
-def database_host() -> str | None:
+def database_host(cluster) -> str | None:
     """The host that checks and migrates the database in this run: the first API server or
     scheduler host of the run (a `--limit` run included), in inventory order; None when the
     run has none (`--limit worker`: worker hosts cannot open the metadata database)."""
     active = set(inventory.get_active_hosts())  # a set: its order is not the inventory's
     for candidate in inventory:
-        if candidate in active and set(CONTROL_PLANE_GROUPS) & set(candidate.groups):
+        if candidate in active and cluster.node(candidate.name).control_plane:
             return candidate.name
     return None
 
 
 def _database(run, venv, reinstalled, upgrade):
-    on, python = database_host(), f"{venv}/bin/python"
+    on, python = database_host(run.cluster), f"{venv}/bin/python"
     schedulers = run.cluster.groups["scheduler"]
     # Cluster-wide: the same admin whichever host a --limit run checks the database from.
     admin = run.cluster.settings["airflow_admin_user"]

@@ -59,6 +59,7 @@ def _absent():
                     running=False, enabled=False)
     # The table itself, whatever became of the unit's ExecStop (on cgroup v1 systemd may fail to
     # run it once the oneshot's cgroup is gone).
+    # Asked before the stop above runs: the table may be gone by now, hence the shell's test.
     if host.get_fact(NftTable, family="inet", table=TABLE):
         server.shell(name=f"no nftables table inet {TABLE}",
                      commands=[f"if nft list table inet {TABLE} >/dev/null 2>&1; then "

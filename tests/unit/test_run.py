@@ -7,6 +7,7 @@ from pyinfra.context import ctx_inventory, ctx_state
 
 import cluster.run
 from cluster.errors import ClusterConfigError
+from cluster.model import build_cluster
 from tasks.airflow import database_host
 from tests.unit.support import GROUPS, api_inventory
 
@@ -62,4 +63,4 @@ def test_database_is_checked_from_the_first_api_server_or_scheduler_host_of_the_
     names = active or [host.name for host in inventory]
     state.active_hosts = {inventory.get_host(name) for name in names}
     with ctx_state.use(state), ctx_inventory.use(inventory):
-        assert database_host() == expected
+        assert database_host(build_cluster(inventory)) == expected
