@@ -14,13 +14,15 @@ import os
 from pyinfra import host, inventory
 
 from cluster.run import prepare_once
-from tasks import airflow, common, firewall, lb, postgres, redis, scheduler, web, worker
+from tasks import airflow, common, firewall, lb, postgres, redis, scheduler, selinux, web, worker
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 run = prepare_once(inventory, PROJECT_DIR)
 
 common.apply(run)
+# RHEL family: the SELinux booleans and port labels the roles' services need, before they start.
+selinux.apply()
 # Each host's firewall admits the hosts that use its services before any of them starts.
 firewall.apply(run)
 airflow_host = bool(set(airflow.AIRFLOW_GROUPS) & set(host.groups))

@@ -100,11 +100,12 @@ def installed_lock(venv: str) -> str:
 UV_ENV = "/etc/airflow-cluster/uv.env"
 
 
-def venv_command(uv: str, venv: str) -> str:
-    """An empty venv at `venv` on the host's python3, made by uv when it has none: no
-    python3-venv package (ensurepip) on the host and no pip in the venv, as uv installs."""
+def venv_command(uv: str, venv: str, system_python: str = "python3") -> str:
+    """An empty venv at `venv` on the host's `system_python` (the release's interpreter,
+    cluster/systems.py), made by uv when it has none: no python3-venv package (ensurepip) on
+    the host and no pip in the venv, as uv installs."""
     return (f"[ -x {venv}/bin/python ] || {uv} venv --quiet --no-config --no-python-downloads "
-            f"--python python3 {venv}")
+            f"--python {system_python} {venv}")
 
 
 def uv_install_command(uv: str, python: str, remote_lock: str, wheelhouse: str | None) -> str:
@@ -119,15 +120,16 @@ def uv_install_command(uv: str, python: str, remote_lock: str, wheelhouse: str |
     return " ".join(args + ["-r", remote_lock])
 
 
-def install_commands(venv: str, remote_lock: str, uv: str, wheelhouse: str | None) -> list[str]:
-    """Shell commands that fill `venv` (made first if missing) with exactly the lock uploaded
-    to `remote_lock` (the deploy's and `python -m ops upgrade`'s install), with the uv binary
-    `uv` (cluster/wheelhouse.py)."""
+def install_commands(venv: str, remote_lock: str, uv: str, wheelhouse: str | None,
+                     system_python: str = "python3") -> list[str]:
+    """Shell commands that fill `venv` (made first on `system_python` if missing) with exactly
+    the lock uploaded to `remote_lock` (the deploy's and `python -m ops upgrade`'s install),
+    with the uv binary `uv` (cluster/wheelhouse.py)."""
     python = f"{venv}/bin/python"
     return [
         f"{{ [ -x {uv} ] && [ -f {UV_ENV} ]; }} || "
         f"{{ echo '{uv} is not installed: run the deploy first' >&2; exit 1; }}",
-        venv_command(uv, venv),
+        venv_command(uv, venv, system_python),
         f". {UV_ENV} && {uv_install_command(uv, python, remote_lock, wheelhouse)}",
         f"{uv} pip check --python {python} --quiet",
         # Recorded last: an interrupted install is retried by the next run.

@@ -28,9 +28,18 @@ ROLE_UNITS = {
     "scheduler": SCHEDULER_UNITS,
     "worker": (LOG_SERVER, AUTOSCALER),
 }
+# Where the RHEL family's packages name them otherwise (cluster/systems.py).
+FAMILY_UNITS = {
+    "rhel": {
+        "redis": ("redis.service", "redis-sentinel.service"),
+        "postgres": ("postgresql.service",),
+    },
+}
 
 
-def host_units(groups, vip: bool = True) -> list[str]:
-    """The unit patterns a host of `groups` runs (keepalived only with a VIP)."""
-    units = [unit for group in ROLE_UNITS if group in groups for unit in ROLE_UNITS[group]]
+def host_units(groups, vip: bool = True, family: str = "debian") -> list[str]:
+    """The unit patterns a host of `groups` runs on a system of `family` (keepalived only
+    with a VIP)."""
+    table = {**ROLE_UNITS, **FAMILY_UNITS.get(family, {})}
+    units = [unit for group in table if group in groups for unit in table[group]]
     return [unit for unit in units if vip or unit != "keepalived.service"]

@@ -39,7 +39,8 @@ SETTINGS: dict[str, Setting] = {
     ),
     "extra_ca_certs": Setting(v.list_of(v.text), "Control-machine PEM files trusted on hosts."),
     "apt_mirror": Setting(
-        v.optional(v.url("http", "https")), "Debian mirror replacing the hosts' apt sources."
+        v.optional(v.url("http", "https")),
+        "Debian mirror replacing the Debian hosts' apt sources (other systems keep their own).",
     ),
     "apt_security_mirror": Setting(
         v.url("http", "https"), "Debian security archive used with apt_mirror."
@@ -50,7 +51,10 @@ SETTINGS: dict[str, Setting] = {
         v.list_of(v.ipv4_network), "Operators' and monitoring networks: every service port."
     ),
     # --- Base system ------------------------------------------------------------------------------
-    "base_packages": Setting(v.list_of(v.text), "Debian packages installed on every host."),
+    "base_packages": Setting(
+        v.list_of(v.text),
+        "More packages installed on every host (named as its package manager names them), "
+        "besides those the deploy needs there (cluster/systems.py) and each role's."),
     "sysctl": Setting(
         v.mapping(v.text, v.either(v.integer(), v.text)), "Kernel settings on every host."
     ),

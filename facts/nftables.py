@@ -1,4 +1,5 @@
-"""nftables, as the host firewall (tasks/firewall.py) needs to know it."""
+"""nftables and the firewall services that may compete with it, as the host firewall
+(tasks/firewall.py) needs to know them."""
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -19,3 +20,20 @@ class NftTable(FactBase):
     @staticmethod
     def default():
         return False
+
+
+class UnitLoadState(FactBase):
+    """How systemd knows `unit`: {"load": "loaded" | "masked" | "not-found", "active":
+    "active" | "inactive" | ...} (a firewall service that may compete with the deploy's)."""
+
+    def command(self, unit):
+        return StringCommand("systemctl", "show", "--property=LoadState,ActiveState", unit)
+
+    def process(self, output):
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        return {"load": values.get("LoadState", "not-found"),
+                "active": values.get("ActiveState", "inactive")}
+
+    @staticmethod
+    def default():
+        return {"load": "not-found", "active": "inactive"}

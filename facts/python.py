@@ -27,11 +27,11 @@ print(json.dumps({"markers": {
 
 
 class SystemPython(FactBase):
-    """{"markers": {...PEP 508 variables...}, "libc": ["glibc", "2.36"]}, or None when the
-    host has no python3."""
+    """{"markers": {...PEP 508 variables...}, "libc": ["glibc", "2.36"]} of the interpreter
+    `python` (the release's, cluster/systems.py), or None when the host has none."""
 
-    def command(self):
-        return f"command -v python3 >/dev/null && python3 -c '{_SCRIPT}' || true"
+    def command(self, python="python3"):
+        return f"command -v {python} >/dev/null && {python} -c '{_SCRIPT}' || true"
 
     def process(self, output):
         text = "\n".join(output).strip()

@@ -20,24 +20,18 @@ extra_ca_certs = []
 # reached directly, not through http_proxy. None = apt's sources as the hosts have them. While
 # set, the deploy owns /etc/apt/sources.list; the host's original sources (sources.list and
 # sources.list.d/debian.sources) are kept in /etc/apt/airflow-cluster-original/ and put back
-# when it is None again.
+# when it is None again. Debian hosts only: the run stops on an Ubuntu or RHEL-family host
+# while it is set (point their own sources or .repo files at your mirror instead).
 apt_mirror = None
 # The security archive used with apt_mirror (suite <codename>-security): Debian's own by
 # default; set your mirror of it for hosts with no route to the internet.
 apt_security_mirror = "http://security.debian.org/debian-security"
 
 # --- Base system ------------------------------------------------------------------------------
-# Debian packages installed on every host.
-base_packages = [
-    "ca-certificates",
-    "curl",
-    "python3",
-    "procps",
-    "iproute2",
-    "netcat-openbsd",
-    "less",
-    "logrotate",
-]
+# More packages installed on every host, named as its package manager names them, besides
+# what the deploy itself needs there (its family's base packages and Python:
+# cluster/systems.py) and each role's (tasks/packages.py).
+base_packages = ["less"]
 # Kernel settings applied on every host (persisted in /etc/sysctl.d/60-airflow-cluster.conf).
 # vm.overcommit_memory=1: Redis background saves (fork) must not fail under memory pressure.
 # net.core.somaxconn / tcp_max_syn_backlog: listen backlog for Redis, HAProxy and the API servers.

@@ -61,7 +61,9 @@ def up(inventory_path=DEFAULT_INVENTORY, *, timeout: float = DEFAULT_BOOT_TIMEOU
         network.set_overcommit_memory()
         sshkeys.ensure_keypair(paths.ssh_key, "airflow-lab")
         uris = image.apt_source_uris()
-        image.ensure_base(paths.base, paths.base_partial, paths.debootstrap_log, uris, log)
+        image.ensure_base(paths.suite, paths.base, paths.base_partial, paths.debootstrap_log,
+                          uris, log)
+        paths.hosts_suite.write_text(paths.suite + "\n")
         network.create_bridge(BRIDGE, gateway, subnet)
         start_proxy(paths, gateway, PROXY_PORT, str(subnet), image.allowed_hosts(uris))
 
@@ -232,11 +234,12 @@ def _locked(paths: LabPaths):
 
 
 def _has_disks(paths: LabPaths, lab: list[LabHost]) -> bool:
-    """Hosts of this inventory have disks (upper dirs), the base image is complete, and no
-    other lab's host is running."""
+    """Hosts of this inventory have disks (upper dirs) made from the base image of this suite
+    (LAB_DISTRO), it is complete, and no other lab's host is running."""
     others = set(lab_hosts.running_containers(paths)) - {host.machine for host in lab}
     disks = any(paths.upper(host.name).is_dir() for host in lab)
-    return not others and disks and paths.base.is_dir() and not paths.base_partial.exists()
+    return (not others and disks and _hosts_suite(paths) == paths.suite and paths.base.is_dir()
+            and not paths.base_partial.exists())
 
 
 def _resume(paths: LabPaths, lab: list[LabHost], gateway: str, subnet, timeout: float,
@@ -282,7 +285,14 @@ def _check_network(paths: LabPaths, lab: list[LabHost]) -> None:
         raise LabError("the lab's bridge or proxy is down: `python -m lab up` brings them back")
 
 
+def _hosts_suite(paths: LabPaths) -> str:
+    """The suite the hosts' disks were made from (labs before LAB_DISTRO: bookworm)."""
+    return paths.hosts_suite.read_text().strip() if paths.hosts_suite.is_file() else "bookworm"
+
+
 def _is_up(paths: LabPaths, lab: list[LabHost], gateway: str) -> bool:
+    if _hosts_suite(paths) != paths.suite:
+        return False
     if network.bridge_state(BRIDGE)["state"] != "up":
         return False
     if proxy_state(paths, gateway, PROXY_PORT)["state"] != "running":

@@ -1,4 +1,5 @@
-"""The cached Debian 12 base image every lab host boots from (read-only lower layer)."""
+"""The cached Debian base image every lab host boots from (read-only lower layer): one per
+suite (env LAB_DISTRO, lab/paths.py)."""
 
 import os
 import re
@@ -9,7 +10,6 @@ from urllib.parse import urlsplit
 
 from lab.errors import LabError
 
-SUITE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2"]
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 FALLBACK_SECURITY = "http://security.debian.org/debian-security"
@@ -50,7 +50,8 @@ def allowed_hosts(uris: list[str]) -> list[str]:
     return sorted({host.lower() for host in hosts if host})
 
 
-def ensure_base(base: Path, partial: Path, log_path: Path, uris: list[str], log=print) -> None:
+def ensure_base(suite: str, base: Path, partial: Path, log_path: Path, uris: list[str],
+                log=print) -> None:
     """Build the base image unless cached. Built aside and renamed into place when complete,
     so a killed build never leaves a half image at `base`."""
     if base.is_dir():
@@ -58,21 +59,21 @@ def ensure_base(base: Path, partial: Path, log_path: Path, uris: list[str], log=
     if partial.exists():
         shutil.rmtree(partial)
     mirror = debian_mirror(uris)
-    log(f"building the base image with debootstrap from {mirror} (about a minute)")
+    log(f"building the {suite} base image with debootstrap from {mirror} (about a minute)")
     argv = [
         "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-        SUITE, str(partial), mirror,
+        suite, str(partial), mirror,
     ]
     with open(log_path, "wb") as out:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise LabError(f"debootstrap failed (exit {result.returncode}), log {log_path}:\n{tail}")
-    configure_base(partial, mirror, security_mirror(uris))
+    configure_base(partial, suite, mirror, security_mirror(uris))
     os.rename(partial, base)
 
 
-def configure_base(root: Path, mirror: str, security: str) -> None:
+def configure_base(root: Path, suite: str, mirror: str, security: str) -> None:
     """What every host shares. Anything host-specific goes in the host's upper dir."""
     subprocess.run(
         ["systemctl", f"--root={root}", "enable", "systemd-networkd.service", "ssh.service"],
@@ -101,7 +102,7 @@ def configure_base(root: Path, mirror: str, security: str) -> None:
         'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n'
     )
     (root / "etc/apt/sources.list").write_text(
-        f"deb {mirror} {SUITE} main\n"
-        f"deb {mirror} {SUITE}-updates main\n"
-        f"deb {security} {SUITE}-security main\n"
+        f"deb {mirror} {suite} main\n"
+        f"deb {mirror} {suite}-updates main\n"
+        f"deb {security} {suite}-security main\n"
     )

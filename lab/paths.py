@@ -4,29 +4,48 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.errors import LabError
+
 DEFAULT_LAB_DIR = "/var/lib/airflow-lab"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = PROJECT_DIR / "inventory.py"
 BRIDGE = "alab0"
 PROXY_PORT = 3128
+# The Debian release the lab's hosts run (env LAB_DISTRO): the CI's is bookworm.
+DEFAULT_SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")
+
+
+def lab_suite() -> str:
+    """The Debian suite of env LAB_DISTRO (bookworm when unset)."""
+    suite = os.environ.get("LAB_DISTRO") or DEFAULT_SUITE
+    if suite not in SUITES:
+        raise LabError(f"LAB_DISTRO={suite!r}: the lab boots {' or '.join(SUITES)}")
+    return suite
 
 
 @dataclass(frozen=True)
 class LabPaths:
     root: Path
+    suite: str = DEFAULT_SUITE
 
     @classmethod
     def from_env(cls) -> "LabPaths":
         # Read at call time, not import time, so tests can point LAB_DIR elsewhere.
-        return cls(Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)))
+        return cls(Path(os.environ.get("LAB_DIR", DEFAULT_LAB_DIR)), lab_suite())
 
     @property
     def base(self) -> Path:
-        return self.root / "base-bookworm"
+        return self.root / f"base-{self.suite}"
 
     @property
     def base_partial(self) -> Path:
-        return self.root / ".base-bookworm.partial"
+        return self.root / f".base-{self.suite}.partial"
+
+    @property
+    def hosts_suite(self) -> Path:
+        """The suite the hosts' disks (upper dirs) were made from."""
+        return self.root / "hosts-suite"
 
     @property
     def debootstrap_log(self) -> Path:

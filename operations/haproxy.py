@@ -2,7 +2,7 @@
 deploy's and `python -m ops restart`'s rolling restarts of API servers use it: drain a server
 before its restart (no new request goes to it, the ones under way finish), ready it after.
 
-Commands reach the socket with netcat (netcat-openbsd, a base package). A host whose HAProxy
+Commands reach the socket with netcat (a base package: netcat-openbsd, or Ncat on RHEL). A host whose HAProxy
 is not running yet (the first deploy installs HAProxy after the API servers) has no socket:
 there is nothing to drain there, and its answer says so ({}).
 """
@@ -23,9 +23,12 @@ ADMIN_STATES = ("ready", "drain", "maint")
 
 
 def command(runtime_command: str) -> str:
-    """A shell command sending `runtime_command` to the socket and printing the answer."""
-    return (f"if [ -S {SOCKET} ]; then echo {shlex.quote(runtime_command)} | "
-            f"nc -N -U {SOCKET}; else echo {NO_SOCKET}; fi")
+    """A shell command sending `runtime_command` to the socket and printing the answer. The
+    host's nc closes its side once the command is sent: OpenBSD's (Debian family) with -N,
+    Ncat (RHEL family) by default, where -N is no option."""
+    return (f"if [ -S {SOCKET} ]; then nc='nc -N'; "
+            f"nc --version 2>&1 | grep -q Ncat && nc=nc; echo {shlex.quote(runtime_command)} | "
+            f"$nc -U {SOCKET}; else echo {NO_SOCKET}; fi")
 
 
 def parse_servers(lines) -> dict[str, dict]:

@@ -4,8 +4,9 @@ step: they run pyinfra's own commands only when something differs."""
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.server import EtcHosts, Sysctl
-from pyinfra.operations import apt, server
+from pyinfra.operations import apt, dnf, server
 
 from facts.account import Account
 
@@ -69,3 +70,17 @@ def deb_packages(packages: list[str]):
         host.noop(f"{len(packages)} packages installed")
         return
     yield from apt.packages._inner(packages=packages, update=True, no_recommends=True)
+
+
+@operation()
+def rpm_packages(packages: list[str], modules: list[str] | None = None):
+    """pyinfra's `dnf.packages(packages)` when one of them is missing, the AppStream module
+    streams `modules` ("postgresql:16") enabled first (enabling an enabled stream changes
+    nothing; another stream of the module already enabled is dnf's error); nothing otherwise."""
+    installed = host.get_fact(RpmPackages)
+    if all(package in installed for package in packages):
+        host.noop(f"{len(packages)} packages installed")
+        return
+    if modules:
+        yield f"dnf module enable -y {' '.join(modules)}"
+    yield from dnf.packages._inner(packages=packages)

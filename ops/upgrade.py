@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 from pyinfra.facts.files import FindFiles, Link, Sha256File
+from pyinfra.facts.server import LinuxDistribution
 
 from autoscaler import paths as autoscaler_paths
 from cluster.airflow_lock import install_commands, installed_lock, lock_file, versioned_venv
@@ -36,6 +37,7 @@ from cluster.model import Cluster
 from cluster.wheelhouse import UPLOAD, WHEELHOUSE, Platform, missing_upload, unpack_commands
 from cluster.wheelhouse import uv_path
 from cluster.services import ROLE_UNITS, SCHEDULER_UNITS
+from cluster.systems import system_of
 from facts.cluster_status import AutoscalerStatus
 from facts.python import SystemPython
 from operations import remote
@@ -187,10 +189,15 @@ def _wheel_uploads(session: Session, hosts, lock: Path) -> dict[str, Path | None
     platform share the control machine's downloads."""
     uploads = {}
     for name in hosts:
-        platform = Platform.of(name, session.fact(name, SystemPython))
+        platform = Platform.of(name, session.fact(name, SystemPython, python=_python(session, name)))
         on_host = session.fact(name, FindFiles, path=WHEELHOUSE, maxdepth=1)
         uploads[name] = missing_upload(lock, platform, on_host)[1]
     return uploads
+
+
+def _python(session: Session, name) -> str:
+    """The interpreter Airflow's venv is made from on host `name` (cluster/systems.py)."""
+    return system_of(name, session.fact(name, LinuxDistribution)).python
 
 
 def _install(session: Session, name, settings, version, venv, lock: Path,
@@ -212,7 +219,8 @@ def _install(session: Session, name, settings, version, venv, lock: Path,
             return "upload of the wheels failed"
         commands += unpack_commands()
     wheelhouse = WHEELHOUSE if settings["wheelhouse"] else None
-    commands += install_commands(venv, remote_lock, uv_path(settings["uv_version"]), wheelhouse)
+    commands += install_commands(venv, remote_lock, uv_path(settings["uv_version"]), wheelhouse,
+                                 _python(session, name))
     result = session.run(name, " && ".join(commands), timeout=1800)
     return None if result.ok else result.error
 

@@ -64,7 +64,7 @@ from facts.python import SystemPython
 from operations import airflow_db
 from operations import files as cluster_files
 from operations.files import validated_file
-from tasks.context import template_vars
+from tasks.context import host_release, template_vars
 
 UNIT_DIR = "/etc/systemd/system"
 # Where deploys before the shipped uv binary installed uv with pip.
@@ -185,7 +185,8 @@ def _install(settings, tvars, venv) -> bool:
         name=f"install Airflow {version} from the lock"
         + (" (wheelhouse, no index)" if settings["wheelhouse"] else " (package index)"),
         commands=install_commands(venv, remote_lock, uv,
-                                  WHEELHOUSE if settings["wheelhouse"] else None),
+                                  WHEELHOUSE if settings["wheelhouse"] else None,
+                                  tvars["release"].python),
     )
     return True
 
@@ -196,7 +197,8 @@ _PLATFORMS: dict[str, Platform] = {}
 def _platform() -> Platform:
     """The host's Python platform, asked once per run (for uv's binary and the wheels)."""
     if host.name not in _PLATFORMS:
-        _PLATFORMS[host.name] = Platform.of(host.name, host.get_fact(SystemPython))
+        python = host_release().python
+        _PLATFORMS[host.name] = Platform.of(host.name, host.get_fact(SystemPython, python=python))
     return _PLATFORMS[host.name]
 
 
@@ -252,7 +254,7 @@ def _configure(run, settings, tvars) -> tuple:
         mode="0640",
         **tvars,
     )
-    ca = _lb_ca(run.tls.ca, settings)
+    ca = _lb_ca(run.tls.ca, settings, tvars["packaging"].ca_bundle)
     # Logs live in airflow_log_dir (writable); AIRFLOW_HOME/logs leads there.
     files.link(name="AIRFLOW_HOME/logs", path=f"{home}/logs", target=settings["airflow_log_dir"])
     environment = cluster_files.template(
@@ -282,7 +284,7 @@ def _configure(run, settings, tvars) -> tuple:
     return (config, ca, environment)
 
 
-def _lb_ca(ca, settings):
+def _lb_ca(ca, settings, system_bundle):
     """The CA the Task SDK trusts for the Execution API behind the load balancer ([api]
     ssl_ca_file): the generated or supplied lb CA (`ca`, a file on the control machine), or
     the system trust store when the lb certificate is publicly trusted (`ca` None)."""
@@ -291,7 +293,7 @@ def _lb_ca(ca, settings):
         return files.link(
             name="load balancer CA: the system trust store",
             path=dest,
-            target="/etc/ssl/certs/ca-certificates.crt",
+            target=system_bundle,
         )
     return cluster_files.put(
         name="load balancer CA",

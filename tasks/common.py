@@ -1,6 +1,7 @@
-"""Base of every host: proxy and CA trust for apt and pip, the packages of all its roles
-(tasks/packages.py), kernel settings, the cluster's names in /etc/hosts, and the airflow
-system user with its directories."""
+"""Base of every host: its operating system checked (cluster/systems.py), proxy and CA trust
+for the package manager and pip, the packages of all its roles (tasks/packages.py), kernel
+settings, the cluster's names in /etc/hosts, and the airflow system user with its
+directories."""
 
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -8,34 +9,49 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from cluster.errors import ClusterConfigError
 from operations import apt_sources, system
 from operations import files as cluster_files
 from tasks.context import render, template_vars
-from tasks.packages import host_packages
+from tasks.packages import host_packages, module_streams
 
-CA_DIR = "/usr/local/share/ca-certificates"
+# dnf's configuration: the proxy goes in its [main] section.
+DNF_CONF = "/etc/dnf/dnf.conf"
 
 
 @deploy("Common")
 def apply(run):
-    tvars = template_vars(run)
-    settings = tvars["settings"]
-    _package_access(settings, tvars)
-    packages = host_packages(run, host.groups, settings)
-    _extra_ca_certs(settings, packages)
-    _packages(packages)
+    tvars = template_vars(run)  # stops the run here for an unsupported system
+    settings, release = tvars["settings"], tvars["release"]
+    if release.family == "debian":
+        _apt_access(settings, tvars)
+    else:
+        _dnf_access(settings)
+    _pip_access(tvars)
+    packages = host_packages(run, host.groups, settings, release)
+    _extra_ca_certs(settings, packages, tvars["packaging"], release)
+    if release.family == "debian":
+        system.deb_packages(name="packages of the host's roles (one apt run)", packages=packages)
+    else:
+        system.rpm_packages(name="packages of the host's roles (one dnf run)", packages=packages,
+                            modules=module_streams(host.groups, release))
     _kernel_settings(settings, tvars)
     _cluster_hosts(run.cluster)
     _airflow_user(settings)
 
 
-def _package_access(settings, tvars):
+def _apt_access(settings, tvars):
     """apt's proxy and sources must be in place before the first package is installed."""
     mirror = settings["apt_mirror"]
+    if mirror and not tvars["release"].debian_archive:
+        raise ClusterConfigError(
+            f"{host.name} runs {tvars['release'].name}: apt_mirror replaces Debian's sources "
+            "only; point the host's own sources at your mirror and unset apt_mirror")
     if settings["http_proxy"]:
         cluster_files.template(
             name="apt proxy",
@@ -58,6 +74,22 @@ def _package_access(settings, tvars):
     else:
         sources = apt_sources.sources(name="apt sources: the host's own", content=None)
     apt.update(name="apt index refreshed for the new sources", _if=sources.did_change)
+
+
+def _dnf_access(settings):
+    """dnf's proxy (setting http_proxy), before the first package is installed. Its
+    repositories are the host's own (a local mirror is configured in its .repo files)."""
+    if settings["apt_mirror"]:
+        raise ClusterConfigError(
+            f"{host.name} installs with dnf: apt_mirror is for Debian hosts; point the host's "
+            "own .repo files at your mirror and unset apt_mirror")
+    if settings["http_proxy"]:
+        # dnf.conf has one section, [main]: a line added at its end is in it.
+        files.line(name="dnf proxy", path=DNF_CONF, line="^proxy=.*",
+                   replace=f"proxy={settings['http_proxy']}")
+
+
+def _pip_access(tvars):
     cluster_files.template(
         name="pip proxy and trust store",
         src="templates/etc/pip.conf.j2",
@@ -67,12 +99,7 @@ def _package_access(settings, tvars):
     )
 
 
-def _packages(packages):
-    """Every package of the host's roles, in one apt run on every host at once."""
-    system.deb_packages(name="packages of the host's roles (one apt run)", packages=packages)
-
-
-def _extra_ca_certs(settings, packages):
+def _extra_ca_certs(settings, packages, packaging, release):
     """Placed before the packages: on a fresh host, installing ca-certificates builds the trust
     store with them in it, and no second rebuild is needed."""
     uploads = []
@@ -81,16 +108,16 @@ def _extra_ca_certs(settings, packages):
             cluster_files.put(
                 name=f"extra CA certificate {local_path}",
                 src=local_path,
-                dest=f"{CA_DIR}/airflow-cluster-{index}-{Path(local_path).stem}.crt",
+                dest=f"{packaging.ca_dir}/airflow-cluster-{index}-{Path(local_path).stem}.crt",
                 mode="0644",
             )
         )
-    installs_store = ("ca-certificates" in packages
-                      and "ca-certificates" not in host.get_fact(DebPackages))
+    installed = host.get_fact(DebPackages if release.family == "debian" else RpmPackages)
+    installs_store = "ca-certificates" in packages and "ca-certificates" not in installed
     if uploads and not installs_store:
         server.shell(
             name="rebuild the trust store",
-            commands=["update-ca-certificates"],
+            commands=[packaging.ca_update],
             _if=any_changed(*uploads),
         )
 

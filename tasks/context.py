@@ -2,8 +2,10 @@
 
 from pyinfra import host
 from pyinfra.api.util import get_template
+from pyinfra.facts.server import LinuxDistribution
 
 from cluster.paths import PROJECT_DIR
+from cluster.systems import PACKAGING, REDIS, Release, system_of
 
 
 def host_settings():
@@ -11,14 +13,24 @@ def host_settings():
     return host.data.dict()
 
 
+def host_release() -> Release:
+    """This host's operating system (cluster/systems.py); an unsupported one stops the run
+    while pyinfra prepares it, before any operation runs on any host."""
+    return system_of(host.name, host.get_fact(LinuxDistribution))
+
+
 def template_vars(run):
     """The names every template may use (see tasks/__init__.py)."""
+    release = host_release()
     return {
         "cluster": run.cluster,
         "node": run.cluster.node(host.name),
         "settings": host_settings(),
         "secrets": run.secrets,
         "connections": run.connections,
+        "release": release,
+        "packaging": PACKAGING[release.family],
+        "redis": REDIS[release.family],
     }
 
 

@@ -1,15 +1,19 @@
 """The host firewall on every host (setting `firewall`): nftables rules computed from the
 inventory (cluster/firewall.py), in a table of the deploy's own, loaded at boot by
 airflow-cluster-firewall.service and put in force, atomically, when they change. A new rule set is
-checked on the host (`nft -c`) before it replaces the one in force. With `firewall = False`
-the service is stopped (its table deleted) and its files removed.
+checked on the host (`nft -c`) before it replaces the one in force. A firewall service the
+system ships (firewalld, ufw: cluster/systems.py) would reject what the table admits: where
+the host has one, it is stopped and masked. With `firewall = False` the service is stopped
+(its table deleted) and its files removed, and a firewalld or ufw is left as it is: the
+cluster's ports are then the operator's to open (`python -m ops settings` lists them).
 """
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 
-from facts.nftables import NftTable
+from cluster.systems import COMPETING_FIREWALLS
+from facts.nftables import NftTable, UnitLoadState
 from operations import files as cluster_files
 from operations.files import validated_file
 from tasks.context import render, template_vars
@@ -27,6 +31,7 @@ def apply(run):
     if not tvars["settings"]["firewall"]:
         _absent()
         return
+    _no_competing_firewall(tvars["release"].family)
     files.directory(name="/etc/airflow-cluster", path="/etc/airflow-cluster", mode="0755")
     rules = validated_file(
         name=f"rules {RULES} (checked with nft -c)",
@@ -52,6 +57,17 @@ def apply(run):
     # saw exit 219/CGROUP). The file replaces the table atomically.
     server.shell(name="firewall rules in force (they changed)", commands=[f"nft -f {RULES}"],
                  _if=rules.did_change)
+
+
+def _no_competing_firewall(family):
+    """firewalld or ufw stopped, disabled and masked where the host has them."""
+    for unit in COMPETING_FIREWALLS[family]:
+        state = host.get_fact(UnitLoadState, unit=unit)
+        if state["load"] == "not-found" or (state["load"] == "masked"
+                                             and state["active"] != "active"):
+            continue
+        server.shell(name=f"{unit} stopped and masked (the deploy's table is the firewall)",
+                     commands=[f"systemctl disable --quiet {unit}; systemctl mask --now {unit}"])
 
 
 def _absent():

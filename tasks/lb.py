@@ -17,6 +17,7 @@ lb hosts keepalived holding `lb_vip`.
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
@@ -26,7 +27,7 @@ from cluster.net import vip_outside_network
 from facts.network import InterfaceOfAddress
 from operations import system
 from operations.files import validated_file
-from tasks.context import render, template_vars
+from tasks.context import host_release, render, template_vars
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
 KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
@@ -157,6 +158,7 @@ def _keepalived(tvars):
 
 def _no_keepalived():
     """One lb host: clients use its own address; a keepalived left from two is stopped."""
-    if "keepalived" in host.get_fact(DebPackages):
+    packages = DebPackages if host_release().family == "debian" else RpmPackages
+    if "keepalived" in host.get_fact(packages):
         systemd.service(name="keepalived stopped (one lb host)", service="keepalived",
                         running=False, enabled=False)

@@ -1,27 +1,28 @@
 """PostgreSQL from the distro on the `postgres` host: Airflow's metadata database.
 
-Debian's package creates and starts the `15/main` cluster; the deploy adds its settings in
-`conf.d/` (read after postgresql.conf), owns `pg_hba.conf`, and creates the Airflow role and
+The release's PostgreSQL (cluster/systems.py: 15 on Debian 12, 17 on Debian 13, 16 on Ubuntu
+24.04 and the RHEL family's AppStream). Debian's package creates and starts the `VERSION/main`
+cluster; on the RHEL family `postgresql-setup --initdb` makes it in /var/lib/pgsql/data, and
+the deploy adds `include_dir = 'conf.d'` to its postgresql.conf. The deploy adds its settings
+in `conf.d/` (read after postgresql.conf), owns `pg_hba.conf`, and creates the Airflow role and
 database, and the workers' Celery results role (cluster/database.py). Each role's password is
 set as a SCRAM-SHA-256 verifier computed on the control machine (the password never reaches
 the host), and only when the stored verifier does not match the secrets file: a converged run
 changes nothing.
 """
 
+from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import postgres, systemd
+from pyinfra.facts.files import File
+from pyinfra.operations import files, postgres, server, systemd
 
+from cluster.systems import postgres_layout
 from operations import files as cluster_files
 from operations import postgres as postgres_passwords
 from tasks.context import template_vars
-from tasks.packages import POSTGRES_VERSION
 
-# Debian 12's PostgreSQL.
-VERSION = POSTGRES_VERSION  # its package: tasks/packages.py
-CONFIG_DIR = f"/etc/postgresql/{VERSION}/main"
-TEMPLATES = f"templates/etc/postgresql/{VERSION}/main"
-# The cluster's own unit (postgresql.service only starts and stops every cluster).
-SERVICE = f"postgresql@{VERSION}-main"
+# The same templates for every release (VERSION: the release's version, cluster/systems.py).
+TEMPLATES = "templates/etc/postgresql/VERSION/main"
 AS_POSTGRES = {"_su_user": "postgres"}
 
 
@@ -29,10 +30,14 @@ AS_POSTGRES = {"_su_user": "postgres"}
 def apply(run):
     tvars = template_vars(run)
     database = run.cluster.database
+    layout = postgres_layout(tvars["release"])
+    if layout.initdb:
+        _initdb(layout)
+    service = layout.service
     settings_file = cluster_files.template(
         name="PostgreSQL settings (listen address, port, max_connections)",
         src=f"{TEMPLATES}/conf.d/airflow-cluster.conf.j2",
-        dest=f"{CONFIG_DIR}/conf.d/airflow-cluster.conf",
+        dest=f"{layout.conf_d}/airflow-cluster.conf",
         user="postgres",
         group="postgres",
         mode="0640",
@@ -41,24 +46,25 @@ def apply(run):
     hba = cluster_files.template(
         name="pg_hba.conf: the cluster's Airflow hosts only",
         src=f"{TEMPLATES}/pg_hba.conf.j2",
-        dest=f"{CONFIG_DIR}/pg_hba.conf",
+        dest=layout.hba_file,
         user="postgres",
         group="postgres",
         mode="0640",
         **tvars,
     )
-    systemd.service(name="postgresql enabled", service="postgresql", enabled=True)
-    systemd.service(name=f"{SERVICE} running", service=SERVICE)
+    systemd.service(name=f"{layout.boot_service} enabled", service=layout.boot_service,
+                    enabled=True)
+    systemd.service(name=f"{service} running", service=service)
     # listen_addresses, port and max_connections only change at a restart; pg_hba.conf at a reload.
     systemd.service(
-        name=f"{SERVICE} restarted (its settings changed)",
-        service=SERVICE,
+        name=f"{service} restarted (its settings changed)",
+        service=service,
         restarted=True,
         _if=settings_file.did_change,
     )
     systemd.service(
-        name=f"{SERVICE} reloaded (pg_hba.conf changed)",
-        service=SERVICE,
+        name=f"{service} reloaded (pg_hba.conf changed)",
+        service=service,
         reloaded=True,
         _if=lambda: hba.did_change() and not settings_file.did_change(),
     )
@@ -77,6 +83,18 @@ def apply(run):
         lc_ctype="C.UTF-8",
         **AS_POSTGRES,
     )
+
+
+def _initdb(layout):
+    """RHEL family: the cluster made once (the package makes none), and its postgresql.conf
+    reading the deploy's conf.d, as Debian's does."""
+    if not host.get_fact(File, path=f"{layout.data_dir}/PG_VERSION"):
+        server.shell(name="PostgreSQL cluster created (postgresql-setup --initdb)",
+                     commands=[layout.initdb])
+    files.directory(name=f"directory {layout.conf_d}", path=layout.conf_d, user="postgres",
+                    group="postgres", mode="0700")
+    files.line(name="postgresql.conf reads conf.d", path=f"{layout.data_dir}/postgresql.conf",
+               line="^include_dir = 'conf.d'$", replace="include_dir = 'conf.d'")
 
 
 def _login_role(role, password):

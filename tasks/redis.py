@@ -63,25 +63,29 @@ from tasks.context import template_vars
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 OWNED_DIR = "/etc/redis/airflow-cluster"
-UNIT_OVERRIDE = "/etc/systemd/system/redis-server.service.d/airflow-cluster.conf"
 # The first line of every file the deploy writes; a runtime file without it was never seeded.
 MARKER_PATTERN = "^# Managed by the airflow-cluster deploy"
+# Templates of the server's unit drop-in (its path: RedisLayout.server_override).
+OVERRIDE_TEMPLATE = "templates/etc/systemd/system/redis-server.service.d/airflow-cluster.conf.j2"
 
-# Runtime file, its one-time seed and the deploy-owned file it includes, per service.
-FILES = {
-    "redis-server": (
-        "/etc/redis/redis.conf",
-        "templates/etc/redis/redis.conf.j2",
-        f"{OWNED_DIR}/redis.conf",
-        "templates/etc/redis/airflow-cluster/redis.conf.j2",
-    ),
-    "redis-sentinel": (
-        "/etc/redis/sentinel.conf",
-        "templates/etc/redis/sentinel.conf.j2",
-        f"{OWNED_DIR}/sentinel.conf",
-        "templates/etc/redis/airflow-cluster/sentinel.conf.j2",
-    ),
-}
+
+def config_files(layout) -> dict:
+    """Runtime file, its one-time seed and the deploy-owned file it includes, per unit of
+    the release's layout (cluster/systems.py REDIS)."""
+    return {
+        layout.server_unit: (
+            layout.server_config,
+            "templates/etc/redis/redis.conf.j2",
+            f"{OWNED_DIR}/redis.conf",
+            "templates/etc/redis/airflow-cluster/redis.conf.j2",
+        ),
+        layout.sentinel_unit: (
+            layout.sentinel_config,
+            "templates/etc/redis/sentinel.conf.j2",
+            f"{OWNED_DIR}/sentinel.conf",
+            "templates/etc/redis/airflow-cluster/sentinel.conf.j2",
+        ),
+    }
 
 
 @deploy("Redis")
@@ -93,9 +97,16 @@ def apply(run):
     master = broker.master_name
     server = endpoint("127.0.0.1", settings["redis_port"])
     sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
+    layout = tvars["redis"]
+    server_unit, sentinel_unit = layout.server_unit, layout.sentinel_unit
+    files_of = config_files(layout)
 
-    # Readable by Redis, writable by root only; setgid like /etc/redis (Debian's 2770), which
-    # it inherits: a plain 0750 would never match and be re-applied on every run.
+    # Redis and Sentinel rewrite their files through a new file in this directory: Debian's
+    # own owner and mode, made the same on the RHEL family.
+    files.directory(name="directory /etc/redis", path="/etc/redis", user="redis",
+                    group="redis", mode="2770")
+    # Readable by Redis, writable by root only; setgid like /etc/redis, which it inherits:
+    # a plain 0750 would never match and be re-applied on every run.
     files.directory(
         name=f"directory {OWNED_DIR}", path=OWNED_DIR, user="root", group="redis", mode="2750"
     )
@@ -116,8 +127,8 @@ def apply(run):
         group="root",
         mode="0755",
     )
-    changed = {service: _config_files(service, tvars) for service in FILES}
-    _unit_override(tvars)
+    changed = {unit: _config_files(unit, files_of[unit], tvars) for unit in files_of}
+    _unit_override(layout, tvars)
 
     # The settings in force must be the deploy-owned ones; if they are not (a rewrite slipped
     # an old copy in), restart cleanly even though no file changed. Asked once, when the
@@ -128,7 +139,7 @@ def apply(run):
             node.address, settings, run.secrets["redis_password"]
         ).items()
     }
-    files_changed = changed["redis-server"][1].pop("_if")
+    files_changed = changed[server_unit][1].pop("_if")
 
     @functools.cache
     def restart_needed():
@@ -139,23 +150,24 @@ def apply(run):
         # own start on installation, a run stopped before this restart), or down: (re)start.
         return running is None or any(running.get(k) != v for k, v in wanted.items())
 
-    systemd.service(name="redis-server running and enabled", service="redis-server", enabled=True)
+    systemd.service(name=f"{server_unit} running and enabled", service=server_unit,
+                    enabled=True)
     # One host at a time, the replicas first, then the primary (as Sentinel names them when
     # these operations run). The primary hands its role over to a replica (SENTINEL FAILOVER)
     # before it stops; the handover checks again at that moment whether the host is the
     # primary: the order only saves a second failover.
     restart = dict(
-        service="redis-server",
+        service=server_unit,
         handover={"master": master, "sentinel": sentinel, "server": server, "address": node.address},
-        **changed["redis-server"][1],
+        **changed[server_unit][1],
     )
     replicas_first = restart_clean(
-        name="redis-server restarted on its new settings (replicas first)",
+        name=f"{server_unit} restarted on its new settings (replicas first)",
         _if=lambda: restart_needed() and not is_primary(broker, node.address),
         **restart,
     )
     restart_clean(
-        name="redis-server restarted on its new settings (then the primary)",
+        name=f"{server_unit} restarted on its new settings (then the primary)",
         _if=lambda: restart_needed() and not replicas_first.did_change(),
         **restart,
     )
@@ -165,10 +177,9 @@ def apply(run):
         own_address=node.address,
         server=server,
     )
-    systemd.service(
-        name="redis-sentinel running and enabled", service="redis-sentinel", enabled=True
-    )
-    sentinel_files_changed = changed["redis-sentinel"][1].pop("_if")
+    systemd.service(name=f"{sentinel_unit} running and enabled", service=sentinel_unit,
+                    enabled=True)
+    sentinel_files_changed = changed[sentinel_unit][1].pop("_if")
 
     def sentinel_restart_needed():
         # No answer with the deploy's password: the package's own start, or down.
@@ -176,10 +187,10 @@ def apply(run):
             SentinelMaster, master=master, sentinel=sentinel) is None
 
     restart_clean(
-        name="redis-sentinel restarted on its new settings",
-        service="redis-sentinel",
+        name=f"{sentinel_unit} restarted on its new settings",
+        service=sentinel_unit,
         _if=sentinel_restart_needed,
-        **changed["redis-sentinel"][1],
+        **changed[sentinel_unit][1],
     )
     sentinel_monitors(
         name=f"sentinel monitors {master}",
@@ -192,16 +203,16 @@ def apply(run):
             "parallel-syncs": settings["sentinel_parallel_syncs"],
         },
         # auth-pass is write-only in Sentinel: set it again whenever the password may have changed.
-        reset_auth_pass=changed["redis-sentinel"][0].will_change,
+        reset_auth_pass=changed[sentinel_unit][0].will_change,
     )
 
 
-def _config_files(service, tvars):
+def _config_files(service, paths, tvars):
     """The deploy-owned file (rendered every run) and the runtime file (seeded once). Returns
     the deploy-owned file's operation and the arguments of restart_clean: when to restart,
     and what to delete from the runtime file first (the copies of deploy-owned settings that
     a rewrite put there)."""
-    runtime, seed_src, owned, owned_src = FILES[service]
+    runtime, seed_src, owned, owned_src = paths
     owned_op = cluster_files.template(
         name=f"{owned} (deploy-owned settings)",
         src=owned_src,
@@ -243,11 +254,11 @@ def _config_files(service, tvars):
     }
 
 
-def _unit_override(tvars):
+def _unit_override(layout, tvars):
     override = cluster_files.template(  # its directory made by the operation (mkdir -p: 0755)
-        name=f"{UNIT_OVERRIDE} (restart delay)",
-        src=f"templates{UNIT_OVERRIDE}.j2",
-        dest=UNIT_OVERRIDE,
+        name=f"{layout.server_override} (restart delay)",
+        src=OVERRIDE_TEMPLATE,
+        dest=layout.server_override,
         mode="0644",
         **tvars,
     )

@@ -4,10 +4,13 @@ Every host is asked at once; what cannot be asked is recorded as an error, never
 
 from http.client import HTTPException
 
+from pyinfra.facts.server import LinuxDistribution
+
 from autoscaler import paths as autoscaler_paths
 from cluster.model import Cluster
 from cluster.net import endpoint
 from cluster.services import WORKER_INSTANCES, host_units
+from cluster.systems import system_of
 from facts.cluster_status import AutoscalerStatus, HaproxyServers, HeldAddresses, ServiceStates
 from facts.redis import RedisClusterView, RedisReplication
 
@@ -32,12 +35,15 @@ def collect(session: Session, cluster: Cluster, admin_password: str) -> dict:
 
 def _host(session: Session, cluster: Cluster, name: str) -> dict:
     node = cluster.node(name)
-    expected = host_units(node.groups, vip=cluster.lb_vip is not None)
+    vip = cluster.lb_vip is not None
+    expected = host_units(node.groups, vip=vip)
     record = {"address": node.address, "groups": list(node.groups), "expected": expected,
               "error": session.unreachable.get(name)}
     if record["error"] is not None:
         return record
     try:
+        family = system_of(name, session.fact(name, LinuxDistribution)).family
+        record["expected"] = expected = host_units(node.groups, vip=vip, family=family)
         record["units"] = session.fact(name, ServiceStates, patterns=[*expected, WORKER_INSTANCES])
         if "worker" in node.groups:
             record["autoscaler"] = session.fact(name, AutoscalerStatus,

@@ -9,6 +9,7 @@ from pyinfra.api import Inventory
 from pyinfra.api.util import get_template
 
 from cluster.run import connections
+from cluster.systems import PACKAGING, REDIS, RELEASES
 
 PROJECT = Path(__file__).resolve().parents[2]
 MARKER = "Managed by the airflow-cluster deploy"
@@ -26,7 +27,8 @@ SECRETS = {
 }
 
 
-def render_template(inventory, template, cluster, host, secrets=SECRETS, settings=None, **extra):
+def render_template(inventory, template, cluster, host, secrets=SECRETS, settings=None,
+                    release=RELEASES["debian", "12"], **extra):
     """`template` rendered for `host` exactly as the deploy renders it (tasks/context.py:
     the same names, pyinfra's Jinja2 settings with StrictUndefined)."""
     values = {
@@ -35,6 +37,9 @@ def render_template(inventory, template, cluster, host, secrets=SECRETS, setting
         "settings": settings or inventory.get_host(host).data.dict(),
         "secrets": secrets,
         "connections": connections(cluster, secrets),
+        "release": release,
+        "packaging": PACKAGING[release.family],
+        "redis": REDIS[release.family],
         **extra,
     }
     return get_template(str(PROJECT / template)).render(values)

@@ -60,9 +60,11 @@ def test_shipped_lock_pins_the_version_and_the_working_celery():
     assert (pins["celery"], pins["kombu"]) == ("5.6.3", "5.6.2")
     for provider in ("celery", "postgres", "redis", "fab"):
         assert f"apache-airflow-providers-{provider}" in pins
-    # Debian 12's python3 is 3.11.2: redis needs async-timeout there (not in a 3.11.7 freeze).
+    # Debian 12's python3 is 3.11.2: redis needs async-timeout there (not in a 3.11.7 freeze);
+    # Debian 13's is 3.13: libcst needs pyyaml-ft there (cluster/systems.py's Pythons).
     markers = {pin.name: str(pin.marker) for pin in lock_pins() if pin.marker}
-    assert markers == {"async-timeout": 'python_full_version < "3.11.3"'}
+    assert markers == {"async-timeout": 'python_full_version < "3.11.3"',
+                       "pyyaml-ft": 'python_full_version >= "3.13"'}
     assert pins["async-timeout"] == "5.0.1"
     # Every pin carries the hashes of its files: hosts install with --require-hashes.
     assert all(pin.hashes for pin in lock_pins())

@@ -8,8 +8,8 @@ from cluster.errors import ClusterConfigError
 from tests.unit.support import MARKER, replace
 
 PG_TEMPLATES = {
-    "settings": "templates/etc/postgresql/15/main/conf.d/airflow-cluster.conf.j2",
-    "hba": "templates/etc/postgresql/15/main/pg_hba.conf.j2",
+    "settings": "templates/etc/postgresql/VERSION/main/conf.d/airflow-cluster.conf.j2",
+    "hba": "templates/etc/postgresql/VERSION/main/pg_hba.conf.j2",
 }
 
 

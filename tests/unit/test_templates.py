@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api.util import get_template
 
+from cluster.systems import PACKAGING
+
 from cluster.model import build_cluster, load_inventory
 from cluster.secret_store import load_or_create
 
@@ -56,7 +58,7 @@ def test_common_template_renders_for_every_host(lab, template):
         settings = inventory.get_host(name).data.dict()
         rendered = get_template(str(PROJECT / template)).render(
             cluster=cluster, node=cluster.node(name), settings=settings, secrets=secrets,
-            apt_direct_hosts=[],
+            apt_direct_hosts=[], packaging=PACKAGING["debian"],
         )
         assert not re.search(r"\bNone\b", rendered), f"{template} renders None for {name}"
         if "sysctl" in template:
@@ -64,14 +66,17 @@ def test_common_template_renders_for_every_host(lab, template):
                 assert f"{key} = {value}\n" in rendered
 
 
-def test_pip_conf_without_proxy_has_no_proxy_line(lab):
+@pytest.mark.parametrize("family, bundle", [("debian", "/etc/ssl/certs/ca-certificates.crt"),
+                                            ("rhel", "/etc/pki/tls/certs/ca-bundle.crt")])
+def test_pip_conf_without_proxy_has_no_proxy_line(lab, family, bundle):
     inventory, cluster, secrets = lab
     settings = dict(inventory.get_host("web1").data.dict(), http_proxy=None)
     rendered = get_template(str(PROJECT / "templates/etc/pip.conf.j2")).render(
-        cluster=cluster, node=cluster.node("web1"), settings=settings, secrets=secrets
+        cluster=cluster, node=cluster.node("web1"), settings=settings, secrets=secrets,
+        packaging=PACKAGING[family],
     )
     assert "proxy" not in rendered.replace("# Setting: http_proxy.", "")
-    assert "cert = /etc/ssl/certs/ca-certificates.crt" in rendered
+    assert f"cert = {bundle}" in rendered
 
 
 def test_apt_mirror_is_the_only_source_and_reached_directly(lab, tmp_path):
