@@ -5,10 +5,15 @@ import os
 import time
 from contextlib import contextmanager
 
+from cluster.systems import RELEASES, postgres_layout
 from lab.client import Lab, Poller
+from lab.paths import lab_suite
 
 # The lab's inventory, model and secrets, loaded once for the session (test parameters too).
 LAB = Lab()
+# The Debian release the lab's hosts run (LAB_DISTRO), and its PostgreSQL.
+RELEASE = RELEASES["debian", {"bookworm": "12", "trixie": "13"}[lab_suite()]]
+POSTGRES = postgres_layout(RELEASE)
 # LAB_EXTERNAL=1: the lab is taken as already up with the common role deployed, and each test
 # module deploys only its own roles (conftest.py: role_deploy).
 LAB_EXTERNAL = os.environ.get("LAB_EXTERNAL") == "1"

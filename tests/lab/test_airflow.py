@@ -25,6 +25,7 @@ from cluster.wheelhouse import WHEELHOUSE, uv_path
 from cluster.groups import AIRFLOW_GROUPS
 from cluster.passwords import make_password_hash
 from facts.airflow_db import HELPER, STATUS_MARKER
+from facts.python import SystemPython
 from lab.client import run_pyinfra, wait_for
 from cluster.services import ROLE_UNITS as ALL_ROLE_UNITS
 from tests.lab.support import LAB, LAB_EXTERNAL
@@ -187,9 +188,13 @@ def test_log_server_runs_as_its_own_user(airflow_deploy, name):
     assert user.strip() == settings.log_server_user, user
 
 
-def pins_of_lock(version: str) -> set[str]:
-    """name==version of every pin of the shipped lock (all apply on Debian 12's Python)."""
-    return {f"{pin.name}=={pin.version}" for pin in locked_pins(lock_file(version))}
+def pins_of_lock(version: str, host) -> set[str]:
+    """name==version of every pin of the shipped lock that applies on `host`'s Python (the
+    markers its SystemPython fact reports)."""
+    fact = SystemPython()
+    markers = fact.process(host.run(fact.command()).stdout.splitlines())["markers"]
+    return {f"{pin.name}=={pin.version}" for pin in locked_pins(lock_file(version))
+            if pin.applies(markers)}
 
 
 def frozen(host, uv: str, python: str) -> set[str]:
@@ -206,7 +211,7 @@ def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy
     host, settings = ssh(name), data(name)
     venv = versioned_venv(settings.airflow_venv, settings.airflow_version)
     python, uv = f"{venv}/bin/python", uv_path(settings.uv_version)
-    assert frozen(host, uv, python) == pins_of_lock(settings.airflow_version)
+    assert frozen(host, uv, python) == pins_of_lock(settings.airflow_version, host)
     assert host.run(f"{uv} pip check --python {python}").rc == 0
     installer = host.run(f"cat {venv}/lib/python3*/site-packages/apache_airflow-*.dist-info/INSTALLER")
     assert installer.stdout.strip() == "uv"
@@ -218,7 +223,7 @@ def test_venv_holds_exactly_the_lock_installed_by_uv_and_compiled(airflow_deploy
     # Setting wheelhouse (on in the lab): uv is told no proxy, the wheels are on the host.
     assert settings.wheelhouse and "PROXY" not in env.content_string
     wheels = host.run(f"ls {WHEELHOUSE}").stdout.split()
-    assert len(wheels) >= len(pins_of_lock(settings.airflow_version))
+    assert len(wheels) >= len(pins_of_lock(settings.airflow_version, host))
     # uv came from the control machine: no uv venv, no pip involved.
     assert host.file(uv).mode == 0o755 and not host.file("/opt/airflow-cluster/uv").exists
 
@@ -247,7 +252,7 @@ def test_a_host_with_no_route_to_the_index_installs_from_the_wheelhouse(airflow_
         done = host.run(f"rm -rf {scratch} {cache} && {venv_command(uv, scratch)} && "
                         f". {UV_ENV} && UV_CACHE_DIR={cache} {install}")
         assert done.rc == 0, done.stderr
-        assert frozen(host, uv, python) == pins_of_lock(version)
+        assert frozen(host, uv, python) == pins_of_lock(version, host)
     finally:
         host.run(f"ip rule del {rule}")
         host.run(f"rm -rf {scratch} {cache}")

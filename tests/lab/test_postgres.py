@@ -12,9 +12,8 @@ import pg8000.native
 import pytest
 
 from cluster.passwords import scram_verifier_matches
-from tests.lab.support import LAB, listening, owner_and_mode
+from tests.lab.support import LAB, POSTGRES, listening, owner_and_mode
 
-CONFIG_DIR = "/etc/postgresql/15/main"
 DATABASE = LAB.cluster.database
 
 
@@ -77,7 +76,7 @@ def connect(host, port, password=None, user=None):
 
 def test_service_running_and_enabled(db):
     host = LAB.host(db)
-    assert host.service("postgresql@15-main").is_running
+    assert host.service(POSTGRES.service).is_running
     assert host.service("postgresql").is_enabled
 
 
@@ -89,7 +88,7 @@ def test_listening_on_the_cluster_address_only(db):
 
 def test_config_files_are_private(db):
     host = LAB.host(db)
-    for path in (f"{CONFIG_DIR}/pg_hba.conf", f"{CONFIG_DIR}/conf.d/airflow-cluster.conf"):
+    for path in (POSTGRES.hba_file, f"{POSTGRES.conf_d}/airflow-cluster.conf"):
         user, group, mode = owner_and_mode(host, path)
         assert (user, group) == ("postgres", "postgres"), path
         assert mode & ~0o640 == 0, f"{path} has mode {mode:o}"
