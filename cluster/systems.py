@@ -186,6 +186,11 @@ REDIS: Mapping[str, RedisLayout] = {
 }
 
 
+# Families whose HAProxy package makes no /run/haproxy (haproxy.cfg's runtime socket goes
+# there): the deploy adds a tmpfiles.d entry of its own.
+HAPROXY_RUNTIME_DIR_MISSING = frozenset({"rhel"})
+
+
 @dataclass(frozen=True)
 class Selinux:
     """What a role's services need from SELinux's targeted policy (RHEL family), set with

@@ -19,12 +19,14 @@ from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from cluster.errors import ClusterConfigError
 from cluster.net import vip_outside_network
+from cluster.systems import HAPROXY_RUNTIME_DIR_MISSING
 from facts.network import InterfaceOfAddress
+from operations import files as cluster_files
 from operations import system
 from operations.files import validated_file
 from tasks.context import host_release, render, template_vars
@@ -36,6 +38,7 @@ CERT_DIR = "/etc/haproxy/certs"
 # The template's `crt` path.
 HAPROXY_PEM = f"{CERT_DIR}/airflow-cluster.pem"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+TMPFILES = "/etc/tmpfiles.d/airflow-cluster-haproxy.conf"
 # The unprivileged user keepalived runs its check script as (keepalived's default name).
 SCRIPT_USER = "keepalived_script"
 # keepalived 2.2's config test ends by signalling itself whatever it found (exit 143 on a
@@ -64,6 +67,16 @@ def apply(run):
 
 
 def _haproxy(tvars, tls_files):
+    if tvars["release"].family in HAPROXY_RUNTIME_DIR_MISSING:
+        runtime_dir = cluster_files.template(
+            name=f"{TMPFILES} (/run/haproxy, the runtime socket's directory)",
+            src=f"templates{TMPFILES}.j2",
+            dest=TMPFILES,
+            mode="0644",
+            **tvars,
+        )
+        server.shell(name="/run/haproxy made", commands=[f"systemd-tmpfiles --create {TMPFILES}"],
+                     _if=runtime_dir.did_change)
     files.directory(name="certificate directory", path=CERT_DIR, user="root", group="root",
                     mode="0700")
     pem = validated_file(

@@ -9,10 +9,11 @@ host has it in (never disabled); on a host where it is disabled there is nothing
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.server import Selinux
 from pyinfra.operations import selinux
+from pyinfra.operations.selinux import Boolean
 
 from cluster.systems import SELINUX, SELINUX_DEFAULT_PORTS
-from facts.selinux import SelinuxMode
 from tasks.context import host_release, host_settings
 
 
@@ -20,7 +21,8 @@ from tasks.context import host_release, host_settings
 def apply():
     if host_release().family != "rhel":
         return
-    if host.get_fact(SelinuxMode) == "Disabled":
+    # sestatus's "SELinux status": enabled (enforcing or permissive) or disabled.
+    if host.get_fact(Selinux)["mode"] != "enabled":
         host.noop("SELinux is disabled on this host: no boolean or port to set")
         return
     settings = host_settings()
@@ -28,7 +30,7 @@ def apply():
         needs = SELINUX[group]
         for boolean in needs.booleans:
             selinux.boolean(name=f"SELinux boolean {boolean} on ({group})", bool_name=boolean,
-                            value=True, persistent=True)
+                            value=Boolean.ON, persistent=True)
         for setting, se_type in needs.ports:
             port = settings[setting]
             if port in SELINUX_DEFAULT_PORTS[se_type]:
