@@ -182,6 +182,8 @@ def status(inventory_path=DEFAULT_INVENTORY) -> dict:
         host_states = list(pool.map(host_status, lab))
     return {
         "hosts": host_states,
+        # The Debian release of the hosts' disks (None: no disks yet).
+        "suite": _hosts_suite(paths) if any(h["disk"] for h in host_states) else None,
         "bridge": network.bridge_state(BRIDGE),
         "proxy": proxy_state(paths, gateway, PROXY_PORT),
     }

@@ -137,6 +137,8 @@ def _print_status(result: dict) -> None:
         ssh = "ssh ok" if host["ssh"] else "no ssh"
         click.echo(f"{host['name']:<{width}}  {host['address']:<15}  {host['state']:<8}  {ssh}"
                    + ("" if host.get("disk", True) else "  (no disk)"))
+    if result.get("suite"):
+        click.echo(f"hosts run Debian {result['suite']}")
     bridge, proxy = result["bridge"], result["proxy"]
     click.echo(f"bridge {bridge['name']}: {bridge['state']} {bridge['address'] or ''}".rstrip())
     click.echo(f"proxy {proxy['address']}: {proxy['state']}")
