@@ -15,7 +15,9 @@ import pytest
 from pyinfra.facts.server import LinuxDistribution
 
 from cluster.errors import ClusterConfigError
+from cluster.services import host_units
 from cluster.systems import RELEASES, system_of
+from tests.unit import deploy_run
 from tests.unit.deploy_run import deploy_steps, load_system, system_names
 
 RECORDED = {
@@ -64,7 +66,6 @@ def test_an_unsupported_system_is_refused_with_its_name(os_release, shown):
 def test_the_deploy_stops_while_preparing_on_an_unsupported_host(tmp_path, monkeypatch):
     """The refusal comes while pyinfra prepares the run (facts only), so no operation of any
     host has run: pyinfra executes nothing after an error there."""
-    import tests.unit.deploy_run as deploy_run
     recorded = load_system("debian12")
     recorded["os_release"] = 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_ID="11"\nID=debian\n'
     monkeypatch.setattr(deploy_run, "load_system", lambda name: recorded)
@@ -116,3 +117,13 @@ def test_every_host_of_every_system_gets_the_whole_deploy(deployed):
     assert any(name.startswith("Redis |") for name in names["redis1"])
     assert any(name.startswith("Load balancer |") for name in names["lb1"])
     assert any(name.startswith("Airflow |") for name in names["worker1"])
+
+
+def test_status_expects_each_familys_unit_names():
+    """`python -m ops status` looks for the units of the host's family (cluster/services.py)."""
+    groups = ("redis", "postgres", "lb")
+    assert host_units(groups) == ["redis-server.service", "redis-sentinel.service",
+                                  "postgresql@*-main.service", "haproxy.service",
+                                  "keepalived.service"]
+    assert host_units(groups, vip=False, family="rhel") == [
+        "redis.service", "redis-sentinel.service", "postgresql.service", "haproxy.service"]
