@@ -58,7 +58,21 @@ def summary(cluster: Cluster, inventory: Path, secrets_path: Path, missing) -> s
     state = (f"{len(missing)} to generate at the next deploy" if missing else "complete")
     lines.append(_row("Secrets", f"{secrets_path} ({state})"))
     lines += _dag_lines(cluster)
+    lines += _port_lines(cluster)
     return "\n".join(lines)
+
+
+def _port_lines(cluster: Cluster) -> list[str]:
+    """Each host's service ports (cluster/firewall.py): what the deploy's firewall admits,
+    and what to open in one's own with `firewall = False`."""
+    lines = ["", "Ports (TCP; each admits the hosts that use it and admin_sources, or anyone)"]
+    for name, firewall in cluster.firewalls.items():
+        ports = [f"{rule.port} {rule.service}" + (" (anyone)" if rule.sources is None else "")
+                 for rule in firewall.rules]
+        if firewall.vrrp_peers:
+            ports.append(f"VRRP from {', '.join(firewall.vrrp_peers)}")
+        lines.append(_row(f"  {name}", ", ".join(ports)))
+    return lines
 
 
 def _dag_lines(cluster: Cluster) -> list[str]:

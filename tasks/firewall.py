@@ -5,7 +5,7 @@ checked on the host (`nft -c`) before it replaces the one in force. A firewall s
 system ships (firewalld, ufw: cluster/systems.py) would reject what the table admits: where
 the host has one, it is stopped and masked. With `firewall = False` the service is stopped
 (its table deleted) and its files removed, and a firewalld or ufw is left as it is: the
-cluster's ports are then the operator's to open (`python -m ops settings` lists them).
+cluster's ports are then the operator's to open (`python -m ops check` lists each host's).
 """
 
 from pyinfra import host

@@ -6,6 +6,7 @@ and runs the real command in a subprocess, as a user would.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,9 @@ def test_shipped_inventory_passes_and_summary_names_vip_and_hosts(tmp_path):
     assert "2 of 3 sentinels" in out
     assert "https://172.29.213.10/execution/" in out
     assert "web1 172.29.213.41:8080, web2 172.29.213.42:8080" in out
+    # Each host's ports, for a firewall of one's own (firewall = False).
+    assert re.search(r"\n  db1 +22 SSH server \(anyone\), 5432 PostgreSQL\n", out)
+    assert "8404 HAProxy stats page, VRRP from 172.29.213.12" in " ".join(out.split())
     # Offline and read-only: no secrets file appears.
     assert not (tmp_path / ".secrets").exists()
 
