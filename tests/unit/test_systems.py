@@ -127,3 +127,23 @@ def test_status_expects_each_familys_unit_names():
                                   "keepalived.service"]
     assert host_units(groups, vip=False, family="rhel") == [
         "redis.service", "redis-sentinel.service", "postgresql.service", "haproxy.service"]
+
+
+def test_a_moved_port_is_labelled_for_its_service_and_a_default_one_is_not(tmp_path):
+    steps = deploy_steps("almalinux9", tmp_path,
+                         all_data={"redis_port": 6380, "postgres_port": 5433})
+    assert "semanage port -a -t redis_port_t -p tcp 6380" in _commands(steps["redis1"])
+    assert "semanage port -a -t postgresql_port_t -p tcp 5433" in _commands(steps["db1"])
+    # Sentinel stays on 26379, which the policy types already; 443 and 80 are http_port_t.
+    labelled = [c for host in steps.values() for c in _commands(host) if "semanage" in c]
+    assert not any(port in c for c in labelled for port in (" 26379", " 443", " 80"))
+
+
+def test_nothing_is_asked_of_selinux_where_the_host_has_it_disabled(tmp_path, monkeypatch):
+    recorded = load_system("rocky9")
+    recorded["facts"]["server.Selinux"] = {"mode": "disabled"}
+    monkeypatch.setattr(deploy_run, "load_system", lambda name: recorded)
+    steps = deploy_steps("rocky9", tmp_path)
+    commands = [c for host in steps.values() for c in _commands(host)]
+    assert not any("setsebool" in c or "semanage" in c for c in commands)
+    assert "postgresql-setup --initdb" in commands
