@@ -147,3 +147,12 @@ def test_nothing_is_asked_of_selinux_where_the_host_has_it_disabled(tmp_path, mo
     commands = [c for host in steps.values() for c in _commands(host)]
     assert not any("setsebool" in c or "semanage" in c for c in commands)
     assert "postgresql-setup --initdb" in commands
+
+
+@pytest.mark.parametrize("system, message", [
+    ("ubuntu2404", "lb1 runs Ubuntu 24.04: apt_mirror replaces Debian's sources only"),
+    ("rocky9", "lb1 installs with dnf: apt_mirror is for Debian hosts"),
+])
+def test_apt_mirror_stops_the_run_on_a_host_that_is_not_debian(tmp_path, system, message):
+    with pytest.raises(ClusterConfigError, match=message):
+        deploy_steps(system, tmp_path, all_data={"apt_mirror": "http://mirror.example/debian"})
