@@ -99,6 +99,9 @@ def apply(run):
     sentinel = endpoint("127.0.0.1", settings["sentinel_port"])
     layout = tvars["redis"]
     server_unit, sentinel_unit = layout.server_unit, layout.sentinel_unit
+    # In operation names: redis-server, redis-sentinel (Debian); redis, redis-sentinel (RHEL).
+    server_name, sentinel_name = (unit.removesuffix(".service") for unit in (server_unit,
+                                                                            sentinel_unit))
     files_of = config_files(layout)
 
     # Redis and Sentinel rewrite their files through a new file in this directory: Debian's
@@ -150,7 +153,7 @@ def apply(run):
         # own start on installation, a run stopped before this restart), or down: (re)start.
         return running is None or any(running.get(k) != v for k, v in wanted.items())
 
-    systemd.service(name=f"{server_unit} running and enabled", service=server_unit,
+    systemd.service(name=f"{server_name} running and enabled", service=server_unit,
                     enabled=True)
     # One host at a time, the replicas first, then the primary (as Sentinel names them when
     # these operations run). The primary hands its role over to a replica (SENTINEL FAILOVER)
@@ -162,12 +165,12 @@ def apply(run):
         **changed[server_unit][1],
     )
     replicas_first = restart_clean(
-        name=f"{server_unit} restarted on its new settings (replicas first)",
+        name=f"{server_name} restarted on its new settings (replicas first)",
         _if=lambda: restart_needed() and not is_primary(broker, node.address),
         **restart,
     )
     restart_clean(
-        name=f"{server_unit} restarted on its new settings (then the primary)",
+        name=f"{server_name} restarted on its new settings (then the primary)",
         _if=lambda: restart_needed() and not replicas_first.did_change(),
         **restart,
     )
@@ -177,7 +180,7 @@ def apply(run):
         own_address=node.address,
         server=server,
     )
-    systemd.service(name=f"{sentinel_unit} running and enabled", service=sentinel_unit,
+    systemd.service(name=f"{sentinel_name} running and enabled", service=sentinel_unit,
                     enabled=True)
     sentinel_files_changed = changed[sentinel_unit][1].pop("_if")
 
@@ -187,7 +190,7 @@ def apply(run):
             SentinelMaster, master=master, sentinel=sentinel) is None
 
     restart_clean(
-        name=f"{sentinel_unit} restarted on its new settings",
+        name=f"{sentinel_name} restarted on its new settings",
         service=sentinel_unit,
         _if=sentinel_restart_needed,
         **changed[sentinel_unit][1],
@@ -227,7 +230,7 @@ def _config_files(service, paths, tvars):
         # Missing, or still the package's sample: write the seed.
         config_ops.append(
             cluster_files.template(
-                name=f"{runtime} (seeded once, then owned by {service})",
+                name=f"{runtime} (seeded once, then owned by {service.removesuffix('.service')})",
                 src=seed_src,
                 dest=runtime,
                 user="redis",
