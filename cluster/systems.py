@@ -178,7 +178,8 @@ REDIS: Mapping[str, RedisLayout] = {
         sentinel_config="/etc/redis/sentinel.conf",
         server_log="/var/log/redis/redis.log",
         sentinel_log="/var/log/redis/sentinel.log",
-        # Both units run with RuntimeDirectory=redis.
+        # Under /run/redis, the package's runtime directory (under systemd's supervision a pid
+        # file Redis cannot write is a warning in its log, nothing more).
         server_pidfile="/run/redis/redis.pid",
         sentinel_pidfile="/run/redis/sentinel.pid",
         module="redis:7",
