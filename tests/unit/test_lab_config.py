@@ -8,6 +8,7 @@ import pytest
 from lab import image, network, sshkeys
 from lab.errors import LabError
 from lab.inventory import LabHost, bridge_address, lab_subnet, load_hosts
+from lab.paths import LabPaths
 
 
 def _hosts(*addresses):
@@ -98,3 +99,16 @@ def test_known_hosts_lists_each_address_with_its_key(tmp_path):
     assert path.read_text() == (
         "172.29.213.11 ssh-ed25519 AAAAone\n172.29.213.12 ssh-ed25519 AAAAtwo\n"
     )
+
+
+def test_lab_distro_picks_the_base_image_and_refuses_an_unknown_release(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAB_DIR", str(tmp_path))
+    monkeypatch.delenv("LAB_DISTRO", raising=False)
+    assert LabPaths.from_env().base == tmp_path / "base-bookworm"
+    monkeypatch.setenv("LAB_DISTRO", "trixie")
+    paths = LabPaths.from_env()
+    assert (paths.base, paths.base_partial) == (tmp_path / "base-trixie",
+                                                tmp_path / ".base-trixie.partial")
+    monkeypatch.setenv("LAB_DISTRO", "sid")
+    with pytest.raises(LabError, match="LAB_DISTRO='sid': the lab boots bookworm or trixie"):
+        LabPaths.from_env()
