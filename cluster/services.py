@@ -1,6 +1,8 @@
 """The systemd services each role runs: the role tasks install them under these names
 (tasks/<role>.py), the operations commands and the lab's health checks look for them."""
 
+from .systems import REDIS, Release, postgres_layout
+
 # The web role.
 API_SERVER = "airflow-api-server.service"
 # The scheduler role: stopped together while an upgrade migrates the database.
@@ -28,18 +30,16 @@ ROLE_UNITS = {
     "scheduler": SCHEDULER_UNITS,
     "worker": (LOG_SERVER, AUTOSCALER),
 }
-# Where the RHEL family's packages name them otherwise (cluster/systems.py).
-FAMILY_UNITS = {
-    "rhel": {
-        "redis": ("redis.service", "redis-sentinel.service"),
-        "postgres": ("postgresql.service",),
-    },
-}
 
 
-def host_units(groups, vip: bool = True, family: str = "debian") -> list[str]:
-    """The unit patterns a host of `groups` runs on a system of `family` (keepalived only
-    with a VIP)."""
-    table = {**ROLE_UNITS, **FAMILY_UNITS.get(family, {})}
+def host_units(groups, vip: bool = True, release: Release | None = None) -> list[str]:
+    """The unit patterns a host of `groups` runs (keepalived only with a VIP): on `release`,
+    its Redis and PostgreSQL units as its packages name them (cluster/systems.py); without
+    one, Debian's (any PostgreSQL version)."""
+    table = dict(ROLE_UNITS)
+    if release is not None:
+        redis = REDIS[release.family]
+        table["redis"] = (redis.server_unit, redis.sentinel_unit)
+        table["postgres"] = (f"{postgres_layout(release).service}.service",)
     units = [unit for group in table if group in groups for unit in table[group]]
     return [unit for unit in units if vip or unit != "keepalived.service"]

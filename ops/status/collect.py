@@ -42,8 +42,8 @@ def _host(session: Session, cluster: Cluster, name: str) -> dict:
     if record["error"] is not None:
         return record
     try:
-        family = system_of(name, session.fact(name, LinuxDistribution)).family
-        record["expected"] = expected = host_units(node.groups, vip=vip, family=family)
+        release = system_of(name, session.fact(name, LinuxDistribution))
+        record["expected"] = expected = host_units(node.groups, vip=vip, release=release)
         record["units"] = session.fact(name, ServiceStates, patterns=[*expected, WORKER_INSTANCES])
         if "worker" in node.groups:
             record["autoscaler"] = session.fact(name, AutoscalerStatus,

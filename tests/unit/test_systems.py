@@ -67,7 +67,8 @@ def test_the_deploy_stops_while_preparing_on_an_unsupported_host(tmp_path, monke
     """The refusal comes while pyinfra prepares the run (facts only), so no operation of any
     host has run: pyinfra executes nothing after an error there."""
     recorded = load_system("debian12")
-    recorded["os_release"] = 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_ID="11"\nID=debian\n'
+    recorded["os_release"] = ('PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\n'
+                              'VERSION_ID="11"\nID=debian\n')
     monkeypatch.setattr(deploy_run, "load_system", lambda name: recorded)
     with pytest.raises(ClusterConfigError) as stopped:
         deploy_steps("debian12", tmp_path)
@@ -119,14 +120,17 @@ def test_every_host_of_every_system_gets_the_whole_deploy(deployed):
     assert any(name.startswith("Airflow |") for name in names["worker1"])
 
 
-def test_status_expects_each_familys_unit_names():
-    """`python -m ops status` looks for the units of the host's family (cluster/services.py)."""
+def test_status_expects_each_releases_unit_names():
+    """`python -m ops status` looks for the units of the host's release (cluster/services.py),
+    named by the same tables the tasks install them from."""
     groups = ("redis", "postgres", "lb")
     assert host_units(groups) == ["redis-server.service", "redis-sentinel.service",
                                   "postgresql@*-main.service", "haproxy.service",
                                   "keepalived.service"]
-    assert host_units(groups, vip=False, family="rhel") == [
+    assert host_units(groups, vip=False, release=RELEASES["almalinux", "9"]) == [
         "redis.service", "redis-sentinel.service", "postgresql.service", "haproxy.service"]
+    assert host_units(groups, release=RELEASES["debian", "13"])[:3] == [
+        "redis-server.service", "redis-sentinel.service", "postgresql@17-main.service"]
 
 
 def test_a_moved_port_is_labelled_for_its_service_and_a_default_one_is_not(tmp_path):
