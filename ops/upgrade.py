@@ -142,9 +142,12 @@ def _upgrade(session: Session, cluster: Cluster, version: str, lock: Path, recor
         return
 
     say(f"1. installing Airflow {version} into {venv} on {len(hosts)} hosts")
-    uploads = _wheel_uploads(session, hosts, lock) if settings["wheelhouse"] else {}
+    # Each host's system asked once, before any install (an unsupported one stops it here).
+    pythons = session.each(hosts, lambda name: _python(session, name))
+    uploads = _wheel_uploads(session, pythons, lock) if settings["wheelhouse"] else {}
     failures = {n: e for n, e in session.each(hosts, lambda name: _install(
-        session, name, settings, version, venv, lock, uploads.get(name))).items() if e}
+        session, name, settings, version, venv, lock, uploads.get(name), pythons[name])
+    ).items() if e}
     if failures:
         raise UpgradeError("install failed, nothing else changed: " + "; ".join(
             f"{n}: {e}" for n, e in failures.items()))
@@ -183,13 +186,14 @@ def _roll(session: Session, cluster: Cluster) -> None:
         _roll_worker(session, name)
 
 
-def _wheel_uploads(session: Session, hosts, lock: Path) -> dict[str, Path | None]:
-    """Per host, the bundle of the lock's wheels it lacks (None: it has them all), as the
-    deploy uploads them (cluster/wheelhouse.py). One host after another: hosts of one
-    platform share the control machine's downloads."""
+def _wheel_uploads(session: Session, pythons: dict[str, str],
+                   lock: Path) -> dict[str, Path | None]:
+    """Per host (-> the interpreter its venv is made from), the bundle of the lock's wheels it
+    lacks (None: it has them all), as the deploy uploads them (cluster/wheelhouse.py). One host
+    after another: hosts of one platform share the control machine's downloads."""
     uploads = {}
-    for name in hosts:
-        platform = Platform.of(name, session.fact(name, SystemPython, python=_python(session, name)))
+    for name, python in pythons.items():
+        platform = Platform.of(name, session.fact(name, SystemPython, python=python))
         on_host = session.fact(name, FindFiles, path=WHEELHOUSE, maxdepth=1)
         uploads[name] = missing_upload(lock, platform, on_host)[1]
     return uploads
@@ -201,9 +205,10 @@ def _python(session: Session, name) -> str:
 
 
 def _install(session: Session, name, settings, version, venv, lock: Path,
-             upload: Path | None) -> str | None:
-    """Airflow `version` in `venv` on host `name` (as tasks/airflow.py installs it), with the
-    wheels of `upload` added to its wheelhouse first; None when done, else the error."""
+             upload: Path | None, python: str) -> str | None:
+    """Airflow `version` in `venv` (made on the system interpreter `python`) on host `name` (as
+    tasks/airflow.py installs it), with the wheels of `upload` added to its wheelhouse first;
+    None when done, else the error."""
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if session.fact(name, Sha256File, path=installed_lock(venv)) == wanted:
         return None
@@ -220,7 +225,7 @@ def _install(session: Session, name, settings, version, venv, lock: Path,
         commands += unpack_commands()
     wheelhouse = WHEELHOUSE if settings["wheelhouse"] else None
     commands += install_commands(venv, remote_lock, uv_path(settings["uv_version"]), wheelhouse,
-                                 _python(session, name))
+                                 python)
     result = session.run(name, " && ".join(commands), timeout=1800)
     return None if result.ok else result.error
 
