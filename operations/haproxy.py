@@ -3,8 +3,8 @@ deploy's and `python -m ops restart`'s rolling restarts of API servers use it: d
 before its restart (no new request goes to it, the ones under way finish), ready it after.
 
 Commands reach the socket with netcat (a base package: netcat-openbsd, or Ncat on the RHEL
-family). A host whose HAProxy is not running yet (the first deploy installs HAProxy after the API servers) has no socket:
-there is nothing to drain there, and its answer says so ({}).
+family). A host whose HAProxy is not running yet (the first deploy installs HAProxy after the
+API servers) has no socket: there is nothing to drain there, and its answer says so ({}).
 """
 
 import csv

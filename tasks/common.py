@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
@@ -17,7 +15,7 @@ from pyinfra.operations.util import any_changed
 from cluster.errors import ClusterConfigError
 from operations import apt_sources, system
 from operations import files as cluster_files
-from tasks.context import render, template_vars
+from tasks.context import installed_packages, render, template_vars
 from tasks.packages import host_packages, module_streams
 
 # dnf's configuration: the proxy goes in its [main] section.
@@ -34,7 +32,7 @@ def apply(run):
         _dnf_access(settings)
     _pip_access(tvars)
     packages = host_packages(run, host.groups, settings, release)
-    _extra_ca_certs(settings, packages, tvars["packaging"], release)
+    _extra_ca_certs(settings, packages, tvars["packaging"])
     if release.family == "debian":
         system.deb_packages(name="packages of the host's roles (one apt run)", packages=packages)
     else:
@@ -99,7 +97,7 @@ def _pip_access(tvars):
     )
 
 
-def _extra_ca_certs(settings, packages, packaging, release):
+def _extra_ca_certs(settings, packages, packaging):
     """Placed before the packages: on a fresh host, installing ca-certificates builds the trust
     store with them in it, and no second rebuild is needed."""
     uploads = []
@@ -112,8 +110,8 @@ def _extra_ca_certs(settings, packages, packaging, release):
                 mode="0644",
             )
         )
-    installed = host.get_fact(DebPackages if release.family == "debian" else RpmPackages)
-    installs_store = "ca-certificates" in packages and "ca-certificates" not in installed
+    installs_store = ("ca-certificates" in packages
+                      and "ca-certificates" not in installed_packages())
     if uploads and not installs_store:
         server.shell(
             name="rebuild the trust store",

@@ -2,6 +2,8 @@
 
 from pyinfra import host
 from pyinfra.api.util import get_template
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.server import LinuxDistribution
 
 from cluster.paths import PROJECT_DIR
@@ -17,6 +19,12 @@ def host_release() -> Release:
     """This host's operating system (cluster/systems.py); an unsupported one stops the run
     while pyinfra prepares it, before any operation runs on any host."""
     return system_of(host.name, host.get_fact(LinuxDistribution))
+
+
+def installed_packages() -> dict:
+    """The host's installed packages (name -> versions), asked of its family's package
+    database: dpkg or rpm."""
+    return host.get_fact(DebPackages if host_release().family == "debian" else RpmPackages)
 
 
 def template_vars(run):

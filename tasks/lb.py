@@ -16,8 +16,6 @@ lb hosts keepalived holding `lb_vip`.
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.rpm import RpmPackages
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -29,7 +27,7 @@ from facts.network import InterfaceOfAddress
 from operations import files as cluster_files
 from operations import system
 from operations.files import validated_file
-from tasks.context import host_release, render, template_vars
+from tasks.context import installed_packages, render, template_vars
 
 HAPROXY_TEMPLATE = "templates/etc/haproxy/haproxy.cfg.j2"
 KEEPALIVED_TEMPLATE = "templates/etc/keepalived/keepalived.conf.j2"
@@ -171,7 +169,6 @@ def _keepalived(tvars):
 
 def _no_keepalived():
     """One lb host: clients use its own address; a keepalived left from two is stopped."""
-    packages = DebPackages if host_release().family == "debian" else RpmPackages
-    if "keepalived" in host.get_fact(packages):
+    if "keepalived" in installed_packages():
         systemd.service(name="keepalived stopped (one lb host)", service="keepalived",
                         running=False, enabled=False)
