@@ -26,10 +26,11 @@ __all__ = ["HELPER", "admin_user", "conn_sha256", "migrated"]
 ADMIN_HASH_FILE = "/run/airflow-cluster-admin-hash"
 
 
-# Host -> the status `migrated` read and left as it was (no migration): `admin_user`, the next
-# operation, reuses it instead of asking again (each answer imports Airflow on the host: ~5 s
-# of every run). pyinfra 3 caches no fact.
-_UNCHANGED_STATUS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Host -> the status `migrated` read: `admin_user`, the next operation, reuses it instead of
+# asking again (each answer imports Airflow on the host: ~5 s of every run, and of the serial
+# part of a cold deploy). A migration leaves the admin's stored hash as it was (a fresh database
+# has none before it and after it), so the answer holds after one too. pyinfra 3 caches no fact.
+_STATUS_READ: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def conn_sha256(sql_alchemy_conn: str) -> str:
@@ -57,19 +58,18 @@ def migrated(on: str | None, python: str, admin_user: str, conn: str, reinstalle
     if host.name != on:
         host.noop(_elsewhere(on, "the database"))
         return
+    _STATUS_READ.pop(host, None)  # none of an earlier run's
     if upgrade:
         yield FunctionCommand(_upgrade_migration, (python, *upgrade), {})
         return
     status = host.get_fact(AirflowDbStatus, python=python, admin_user=admin_user)
+    _STATUS_READ[host] = (python, admin_user, status)
     if reinstalled or status["db"] != "current" or status["conn_sha256"] != conn_sha256(conn):
-        _UNCHANGED_STATUS.pop(host, None)
         # Then Celery's result tables, granted to the workers' role.
         yield StringCommand(python, HELPER, "migrate")
     elif not status["celery_results"]:
-        _UNCHANGED_STATUS[host] = (python, admin_user, status)
         yield StringCommand(python, HELPER, "celery-results")
     else:
-        _UNCHANGED_STATUS[host] = (python, admin_user, status)
         host.noop("no migration pending")
 
 
@@ -90,7 +90,7 @@ def admin_user(on: str | None, python: str, user: str, email: str, password: str
     if host.name != on:
         host.noop(_elsewhere(on, "the admin user"))
         return
-    python_user_status = _UNCHANGED_STATUS.pop(host, None)
+    python_user_status = _STATUS_READ.pop(host, None)
     if python_user_status and python_user_status[:2] == (python, user):
         status = python_user_status[2]
     else:

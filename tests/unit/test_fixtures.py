@@ -258,3 +258,26 @@ def test_admin_user_reuses_the_status_migrated_read_when_nothing_was_migrated():
         with pytest.raises(AssertionError, match="asked more often"):
             parse_commands(admin_user._inner(on="web1", python=python, user="admin",
                                              email="a@b.c", password="admin-PW"))
+
+
+def test_admin_user_reuses_the_status_read_before_a_migration():
+    """A cold deploy's database: one status read (before the migration: no admin yet), then the
+    migration, and the admin created from that answer with no second question of the host."""
+    from operations.airflow_db import ADMIN_HASH_FILE, HELPER, admin_user, migrated
+
+    status = {"db": "unknown", "conn_sha256": None, "admin_password_hash": None,
+              "celery_results": None}
+    key = "admin_user=admin, python=/opt/airflow/venv/bin/python"
+    host = FakeHost("web1", {"airflow_db.AirflowDbStatus": {key: {"$answers": [status]}}})
+    python = "/opt/airflow/venv/bin/python"
+    with (
+        ctx_state.use(FakeState()),
+        ctx_host.use(host),
+        patch("operations.airflow_db.make_password_hash", lambda password: FIXED_HASH),
+    ):
+        assert parse_commands(migrated._inner(
+            on="web1", python=python, admin_user="admin", conn="postgresql://db1/airflow",
+            reinstalled=True)) == [f"{python} {HELPER} migrate"]
+        commands = parse_commands(admin_user._inner(on="web1", python=python, user="admin",
+                                                    email="a@b.c", password="admin-PW"))
+    assert commands[-1] == f"{python} {HELPER} set-admin admin a@b.c {ADMIN_HASH_FILE}"
