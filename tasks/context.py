@@ -1,9 +1,12 @@
 """The values every template and task of a host is rendered with."""
 
+import weakref
+
 from pyinfra import host
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
+from pyinfra.context import ctx_host
 from pyinfra.facts.server import LinuxDistribution
 
 from cluster.paths import PROJECT_DIR
@@ -15,10 +18,19 @@ def host_settings():
     return host.data.dict()
 
 
+# Host of the run (its Host object, not its name: another run may reuse the name) -> its
+# release, asked once: every role's template_vars needs it, and each question is a command on
+# the host while pyinfra prepares the run, one host after another (pyinfra 3 caches no fact).
+_RELEASES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def host_release() -> Release:
     """This host's operating system (cluster/systems.py); an unsupported one stops the run
     while pyinfra prepares it, before any operation runs on any host."""
-    return system_of(host.name, host.get_fact(LinuxDistribution))
+    current = ctx_host.get()
+    if current not in _RELEASES:
+        _RELEASES[current] = system_of(host.name, host.get_fact(LinuxDistribution))
+    return _RELEASES[current]
 
 
 def installed_packages() -> dict:
