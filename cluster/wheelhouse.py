@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from gevent.lock import RLock
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
@@ -97,21 +98,32 @@ class Platform:
         return tags
 
 
+# One host at a time in a platform's folder: pyinfra prepares every host at once (a greenlet
+# each), and two `pip download`s of one wheel into one folder replace each other's file (seen
+# on a cold cache: FileNotFoundError from pip's copy). The next host then finds it there.
+_FOLDER_LOCKS: dict[Path, RLock] = {}
+
+
+def _folder_lock(folder: Path) -> RLock:
+    return _FOLDER_LOCKS.setdefault(folder, RLock())
+
+
 def wheels_for(lock: Path, platform: Platform, cache: Path = CACHE) -> list[Path]:
     """The wheel of every pin of `lock` that applies on `platform`, from the cache, the missing
     ones downloaded first; each one's sha256 is one the lock accepts."""
     pins = [pin for pin in locked_pins(lock) if pin.applies(platform.markers)]
     folder = cache / platform.key
-    found = verified_wheels(pins, folder)
-    missing = [pin for pin in pins if pin not in found]
-    if missing:
-        _download(missing, platform, folder, what=f"the wheels of {lock.name}")
+    with _folder_lock(folder):
         found = verified_wheels(pins, folder)
         missing = [pin for pin in pins if pin not in found]
         if missing:
-            raise ClusterConfigError(
-                f"{lock.name}: no wheel for {platform.key} matches the lock's hashes: "
-                + ", ".join(f"{pin.name}=={pin.version}" for pin in missing))
+            _download(missing, platform, folder, what=f"the wheels of {lock.name}")
+            found = verified_wheels(pins, folder)
+            missing = [pin for pin in pins if pin not in found]
+    if missing:
+        raise ClusterConfigError(
+            f"{lock.name}: no wheel for {platform.key} matches the lock's hashes: "
+            + ", ".join(f"{pin.name}=={pin.version}" for pin in missing))
     return [found[pin] for pin in pins]
 
 
@@ -180,20 +192,21 @@ def uv_binary(uv_version: str, platform: Platform, cache: Path = CACHE) -> Path:
     """uv's binary for the host's architecture, taken from its wheel (downloaded once)."""
     folder = cache / platform.key
     binary = folder / f"uv-{uv_version}"
-    if binary.is_file():
-        return binary
-    folder.mkdir(parents=True, exist_ok=True)
-    wheels = list(folder.glob(f"uv-{uv_version}-*.whl"))
-    if not wheels:
-        _pip_download([f"uv=={uv_version}"], platform, folder, what=f"uv {uv_version}")
+    with _folder_lock(folder):
+        if binary.is_file():
+            return binary
+        folder.mkdir(parents=True, exist_ok=True)
         wheels = list(folder.glob(f"uv-{uv_version}-*.whl"))
-    member = f"uv-{uv_version}.data/scripts/uv"
-    with zipfile.ZipFile(wheels[0]) as wheel, tempfile.NamedTemporaryFile(
-            dir=folder, delete=False) as out:
-        out.write(wheel.read(member))
-    Path(out.name).chmod(0o755)
-    Path(out.name).rename(binary)  # whole or not at all
-    return binary
+        if not wheels:
+            _pip_download([f"uv=={uv_version}"], platform, folder, what=f"uv {uv_version}")
+            wheels = list(folder.glob(f"uv-{uv_version}-*.whl"))
+        member = f"uv-{uv_version}.data/scripts/uv"
+        with zipfile.ZipFile(wheels[0]) as wheel, tempfile.NamedTemporaryFile(
+                dir=folder, delete=False) as out:
+            out.write(wheel.read(member))
+        Path(out.name).chmod(0o755)
+        Path(out.name).rename(binary)  # whole or not at all
+        return binary
 
 
 def missing_upload(lock: Path, platform: Platform, on_host: list[str],

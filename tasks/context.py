@@ -19,8 +19,8 @@ def host_settings():
 
 
 # Host of the run (its Host object, not its name: another run may reuse the name) -> its
-# release, asked once: every role's template_vars needs it, and each question is a command on
-# the host while pyinfra prepares the run, one host after another (pyinfra 3 caches no fact).
+# release, asked once: every role's template_vars needs it, and each question is one more
+# command on the host while pyinfra prepares it (pyinfra 3 caches no fact).
 _RELEASES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 

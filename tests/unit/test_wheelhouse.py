@@ -147,3 +147,28 @@ def test_a_host_gets_only_the_wheels_it_lacks(tmp_path):
         assert (count, tar.getnames()) == (2, [b.name])
     on_host = [f"/w/{a.name}", f"/w/{b.name}"]
     assert missing_upload(lock, platform, on_host, cache=tmp_path) == (2, None)
+
+
+def test_hosts_preparing_at_once_download_uv_once(tmp_path, monkeypatch):
+    """pyinfra prepares every host in a greenlet of its own: while one host's `pip download`
+    runs, another host of the platform waits for it instead of downloading into the same
+    folder (two pips there replace each other's files)."""
+    import gevent
+
+    import cluster.wheelhouse as wheelhouse
+
+    downloads = []
+
+    def pip_download(args, platform, folder, what):
+        downloads.append(args)
+        gevent.sleep(0.05)  # the real one yields while pip runs
+        with zipfile.ZipFile(folder / "uv-9.9.9-py3-none-manylinux_2_17_x86_64.whl",
+                             "w") as archive:
+            archive.writestr("uv-9.9.9.data/scripts/uv", b"#!/bin/sh\n")
+
+    monkeypatch.setattr(wheelhouse, "_pip_download", pip_download)
+    platform = debian()
+    hosts = [gevent.spawn(uv_binary, "9.9.9", platform, tmp_path) for _ in range(3)]
+    gevent.joinall(hosts, raise_error=True)
+    assert downloads == [["uv==9.9.9"]]
+    assert {host.value for host in hosts} == {tmp_path / platform.key / "uv-9.9.9"}
